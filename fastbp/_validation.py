@@ -1,0 +1,131 @@
+"""Input checks run in Python before any jitted code.
+
+Every public entry point funnels its arguments through these helpers, so a bad
+argument raises ``TypeError``/``ValueError`` naming it, never a Numba error.
+Arrays come out C-contiguous, writeable and of one float dtype (float32 or
+float64), which keeps the number of kernel specialisations small.
+"""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(dtype, name="dtype"):
+    """Return ``np.dtype(float32)`` or ``np.dtype(float64)``; reject anything else."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be numpy.float32 or numpy.float64; got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be numpy.float32 or numpy.float64; got {dt}")
+    return dt
+
+
+def _to_ndarray(x, name):
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be an array of real numbers; got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from exc
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (float, int or bool); got dtype {arr.dtype}"
+        )
+    return arr
+
+
+def _natural_dtype(arr):
+    """float32 stays float32, float16 widens to float32, everything else is float64."""
+    if arr.dtype.kind == "f" and arr.dtype.itemsize <= 4:
+        return FLOAT_DTYPES[0]
+    return FLOAT_DTYPES[1]
+
+
+def as_array(x, name, *, dtype=None, ndim=2, finite=False):
+    """``x`` as a non-empty, C-contiguous, writeable ``ndim``-D array of ``dtype``.
+
+    ``ndim=None`` accepts any number of dimensions but zero. ``dtype=None`` keeps float32 and float64 and casts ints and bools to float64.
+    ``finite=True`` rejects NaN and infinity (checked after the cast, so a float64
+    value that overflows float32 is caught too).
+    """
+    arr = _to_ndarray(x, name)
+    if ndim is None:
+        if arr.ndim == 0:
+            raise ValueError(f"{name} must be an array with at least one dimension; got a scalar")
+    elif arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
+    target = _natural_dtype(arr) if dtype is None else np.dtype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=target)
+    if not out.flags.writeable:
+        out = out.copy()
+    if finite and not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or infinity (in {target})")
+    return out
+
+
+def as_arrays(ndim=2, **named):
+    """Normalise several kernel inputs to one common float dtype.
+
+    Float inputs must already agree (float32 with float64 is an error: the caller
+    decides the precision); ints and bools follow the floats, or become float64.
+    """
+    arrays = {name: _to_ndarray(x, name) for name, x in named.items()}
+    floats = {n: a.dtype for n, a in arrays.items() if a.dtype.kind == "f"}
+    kinds = {_natural_dtype(np.empty(0, dt)) for dt in floats.values()}
+    if len(kinds) > 1:
+        listing = ", ".join(f"{n}: {dt}" for n, dt in floats.items())
+        raise TypeError(f"inputs must share one float dtype; got {listing}")
+    dtype = kinds.pop() if kinds else FLOAT_DTYPES[1]
+    return {n: as_array(a, n, dtype=dtype, ndim=ndim) for n, a in arrays.items()}
+
+
+def check_out(out, shape, dtype, name="out"):
+    """Validate a caller's output buffer."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray; got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {out.shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}; got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    return out
+
+
+def positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value}")
+    return int(value)
+
+
+def real_number(value, name, *, low=None, high=None, low_open=False, high_open=False):
+    """A finite real scalar in ``[low, high]`` (ends open where asked)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r}")
+    value = float(value)
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    bounds = f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
+    bad = not np.isfinite(value)
+    if low is not None:
+        bad |= value <= low if low_open else value < low
+    if high is not None:
+        bad |= value >= high if high_open else value > high
+    if bad:
+        raise ValueError(f"{name} must be a finite number in {bounds}; got {value}")
+    return value
+
+
+def choice(value, name, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}; got {value!r}")
+    return value

@@ -1,0 +1,257 @@
+"""The :class:`Network`: validation and bookkeeping around the fused kernels.
+
+All parameters live in one flat array (per layer ``W.ravel()`` then ``b``);
+``weights`` and ``biases`` are views into it, so the kernels see one buffer.
+"""
+
+import numpy as np
+
+from . import _validation as v
+from . import reference
+from .kernels import ACTIVATIONS
+from .kernels import _network as fused
+
+LOSSES = {"half_sse": fused.HALF_SSE, "mse": fused.MSE, "cross_entropy": fused.CROSS_ENTROPY}
+BACKENDS = ("numba", "numpy")
+
+
+class Network:
+    """A fully connected feed-forward network; rows of ``X`` are examples.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int, ``[n0, n1, ..., nL]`` (at least two).
+    activation : hidden-layer activation, one of sigmoid, tanh, relu, identity.
+    output_activation : output-layer activation; ``None`` means ``activation``.
+    bias : whether layers have biases.
+    loss : ``"half_sse"`` (``0.5 * sum((y - yhat)**2)``), ``"mse"`` (mean over
+        examples of the squared error summed over outputs) or ``"cross_entropy"``
+        (mean over examples of the summed binary cross-entropy; sigmoid output only).
+    l2 : adds ``(l2 / 2) * sum(W**2)`` over the weights (never the biases).
+    dtype : numpy.float32 or numpy.float64; inputs are cast to it.
+    seed : seed (or ``numpy.random.Generator``) for the initial weights, drawn as
+        ``standard_normal / sqrt(n_in)``; biases start at zero.
+    backend : ``"numba"`` (compiled kernels) or ``"numpy"`` (:mod:`fastbp.reference`).
+
+    Thread safety: a Network owns scratch buffers, so one instance must not be
+    used from two threads at once; separate instances may run concurrently (the
+    kernels release the GIL).
+    """
+
+    def __init__(self, layer_sizes, *, activation="sigmoid", output_activation=None,
+                 bias=True, loss="half_sse", l2=0.0, dtype=np.float64, seed=None,
+                 backend="numba"):
+        sizes = _layer_sizes(layer_sizes)
+        v.choice(activation, "activation", ACTIVATIONS)
+        if output_activation is None:
+            output_activation = activation
+        v.choice(output_activation, "output_activation", ACTIVATIONS)
+        if not isinstance(bias, (bool, np.bool_)):
+            raise TypeError(f"bias must be True or False; got {bias!r}")
+        v.choice(loss, "loss", LOSSES)
+        if loss == "cross_entropy" and output_activation != "sigmoid":
+            raise ValueError(
+                "loss='cross_entropy' needs output_activation='sigmoid'; "
+                f"got {output_activation!r}"
+            )
+        self.l2 = v.real_number(l2, "l2", low=0.0)
+        self.dtype = v.float_dtype(dtype)
+        self.backend = v.choice(backend, "backend", BACKENDS)
+        self.layer_sizes = sizes
+        self.activations = (activation,) * (len(sizes) - 2) + (output_activation,)
+        self.loss = loss
+        self.bias = bool(bias)
+        self._layout, n_params = fused.make_layout(
+            sizes, [ACTIVATIONS[a] for a in self.activations], self.bias, LOSSES[loss]
+        )
+        self._params = np.zeros(n_params, self.dtype)
+        self._grad = np.zeros(n_params, self.dtype)
+        self._work = np.empty(0, self.dtype)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        for W in self.weights:
+            W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])
+        self.loss_curve_ = []
+        self.n_iter_ = 0
+
+    # -- parameters -------------------------------------------------------------
+
+    def _views(self, flat):
+        """Per-layer ``(W, b)`` views into a flat parameter-shaped array."""
+        views, pos = [], 0
+        for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            W = flat[pos : pos + n_in * n_out].reshape(n_in, n_out)
+            pos += n_in * n_out
+            b = None
+            if self.bias:
+                b = flat[pos : pos + n_out]
+                pos += n_out
+            views.append((W, b))
+        return views
+
+    @property
+    def weights(self):
+        """List of weight matrices ``(n[l-1], n[l])``, views into the parameters."""
+        return [W for W, _ in self._views(self._params)]
+
+    @weights.setter
+    def weights(self, values):
+        _assign(self.weights, values, "weights")
+
+    @property
+    def biases(self):
+        """List of bias vectors ``(n[l],)`` (views), or ``None`` when ``bias=False``."""
+        return [b for _, b in self._views(self._params)] if self.bias else None
+
+    @biases.setter
+    def biases(self, values):
+        if not self.bias:
+            raise ValueError("this network was built with bias=False; it has no biases")
+        _assign(self.biases, values, "biases")
+
+    @property
+    def n_params(self):
+        return self._params.size
+
+    def get_params(self):
+        """All parameters as one 1-D array: per layer ``W.ravel()`` then ``b``."""
+        return self._params.copy()
+
+    def set_params(self, params):
+        """Inverse of :meth:`get_params`."""
+        p = v.as_array(params, "params", dtype=self.dtype, ndim=1, finite=True)
+        if p.size != self._params.size:
+            raise ValueError(f"params must have length {self._params.size}; got {p.size}")
+        self._params[...] = p
+
+    # -- validation -------------------------------------------------------------
+
+    def _check_X(self, X):
+        X = v.as_array(X, "X", dtype=self.dtype, finite=True)
+        if X.shape[1] != self.layer_sizes[0]:
+            raise ValueError(
+                f"X must have {self.layer_sizes[0]} columns (the input layer size); "
+                f"got shape {X.shape}"
+            )
+        return X
+
+    def _check_Xy(self, X, y):
+        X = self._check_X(X)
+        y_arr = np.asarray(y) if not isinstance(y, (str, bytes)) else y
+        if getattr(y_arr, "ndim", None) == 1 and self.layer_sizes[-1] == 1:
+            y = y_arr.reshape(-1, 1)  # a 1-D target for a one-output network
+        y = v.as_array(y, "y", dtype=self.dtype, finite=True)
+        if y.shape[1] != self.layer_sizes[-1]:
+            raise ValueError(
+                f"y must have {self.layer_sizes[-1]} columns (the output layer size); "
+                f"got shape {y.shape}"
+            )
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y must have the same number of rows; got {X.shape[0]} and {y.shape[0]}"
+            )
+        if self.loss == "cross_entropy" and ((y < 0).any() or (y > 1).any()):
+            raise ValueError("y must lie in [0, 1] for loss='cross_entropy'")
+        return X, y
+
+    def _workspace(self, n):
+        size = fused.workspace_size(self._layout, n)
+        if self._work.size < size:
+            self._work = np.empty(size, self.dtype)
+        return self._work
+
+    # -- passes -----------------------------------------------------------------
+
+    def _reference_args(self):
+        return self.weights, self.biases
+
+    def forward(self, X):
+        """``yhat`` (n, nL) for ``X`` (n, n0)."""
+        X = self._check_X(X)
+        return self._forward(X)
+
+    def _forward(self, X):
+        if self.backend == "numpy":
+            W, b = self._reference_args()
+            return reference.forward(W, b, X, self.activations)
+        n = X.shape[0]
+        work = self._workspace(n)
+        off = fused.forward_pass(self._params, self._layout, X, work)
+        return work[off : off + n * self.layer_sizes[-1]].reshape(n, -1).copy()
+
+    def predict(self, X):
+        """Same as :meth:`forward`: the network's output for ``X``."""
+        return self.forward(X)
+
+    def cost(self, X, y):
+        """The cost ``J`` as a float (data cost plus the L2 term)."""
+        X, y = self._check_Xy(X, y)
+        return self._cost(X, y)
+
+    def _cost(self, X, y):
+        if self.backend == "numpy":
+            W, b = self._reference_args()
+            return reference.cost(W, b, X, y, self.activations, self.loss, self.l2)
+        work = self._workspace(X.shape[0])
+        return float(fused.cost_only(self._params, self._layout, X, y, work, self.l2))
+
+    def _flat_cost_and_gradient(self, X, y, data_scale=1.0):
+        """``(J, grad)`` with ``grad`` the internal flat buffer (valid until the next call)."""
+        if self.backend == "numpy":
+            W, b = self._reference_args()
+            J, gW, gb = reference.cost_and_gradients(
+                W, b, X, y, self.activations, self.loss, self.l2, data_scale
+            )
+            for l, (vW, vb) in enumerate(self._views(self._grad)):
+                vW[...] = gW[l]
+                if vb is not None:
+                    vb[...] = gb[l]
+            return J, self._grad
+        work = self._workspace(X.shape[0])
+        J = fused.cost_and_gradient(
+            self._params, self._layout, X, y, work, self._grad, self.l2, data_scale
+        )
+        return float(J), self._grad
+
+    def cost_and_gradients(self, X, y):
+        """``(J, weight_grads, bias_grads)`` from one forward and one backward pass."""
+        X, y = self._check_Xy(X, y)
+        J, grad = self._flat_cost_and_gradient(X, y)
+        views = self._views(grad.copy())
+        bias_grads = [b for _, b in views] if self.bias else None
+        return J, [W for W, _ in views], bias_grads
+
+    def gradients(self, X, y):
+        """``(weight_grads, bias_grads)``; ``bias_grads`` is ``None`` without biases."""
+        _, gW, gb = self.cost_and_gradients(X, y)
+        return gW, gb
+
+    def __repr__(self):
+        return (
+            f"Network({list(self.layer_sizes)}, activations={list(self.activations)}, "
+            f"loss={self.loss!r}, bias={self.bias}, l2={self.l2}, "
+            f"dtype={self.dtype.name}, backend={self.backend!r})"
+        )
+
+
+def _layer_sizes(layer_sizes):
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(f"layer_sizes must be a sequence of integers; got {layer_sizes!r}")
+    if len(layer_sizes) < 2:
+        raise ValueError(
+            f"layer_sizes needs at least two entries (inputs and outputs); got {layer_sizes!r}"
+        )
+    return tuple(v.positive_int(n, f"layer_sizes[{i}]") for i, n in enumerate(layer_sizes))
+
+
+def _assign(views, values, name):
+    if len(values) != len(views):
+        raise ValueError(f"{name} must be a list of {len(views)} arrays; got {len(values)}")
+    checked = []
+    for i, (target, value) in enumerate(zip(views, values)):
+        arr = v.as_array(value, f"{name}[{i}]", dtype=target.dtype, ndim=target.ndim,
+                         finite=True)
+        if arr.shape != target.shape:
+            raise ValueError(f"{name}[{i}] must have shape {target.shape}; got {arr.shape}")
+        checked.append(arr)
+    for target, arr in zip(views, checked):
+        target[...] = arr

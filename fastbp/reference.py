@@ -1,0 +1,190 @@
+"""The NumPy reference: the same math as :mod:`fastbp.kernels`, written to be read
+next to it. No Numba here. Rows are examples; ``W[l]`` is (n[l-1], n[l]).
+
+forward:   z[l] = a[l-1] @ W[l] + b[l],   a[l] = f(z[l]),   a[0] = X
+delta:     delta[L] = dJ/dyhat * f'(z[L]),   delta[l] = (delta[l+1] @ W[l+1].T) * f'(z[l])
+gradient:  dJ/dW[l] = a[l-1].T @ delta[l],   dJ/db[l] = delta[l].sum(axis=0)
+"""
+
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "activation",
+    "activation_prime",
+    "bias_gradient",
+    "cost",
+    "cost_and_gradients",
+    "forward",
+    "hidden_delta",
+    "identity",
+    "identity_prime",
+    "output_delta",
+    "relu",
+    "relu_prime",
+    "sigmoid",
+    "sigmoid_prime",
+    "tanh",
+    "tanh_prime",
+    "weight_gradient",
+]
+
+
+def _out(result, out):
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
+def _float(x):
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+
+
+def sigmoid(z, out=None):
+    """``1 / (1 + exp(-z))`` without overflow: ``exp`` only ever sees ``-|z|``."""
+    z = _float(z)
+    e = np.exp(-np.abs(z))
+    return _out(np.where(z >= 0, 1 / (1 + e), e / (1 + e)), out)
+
+
+def sigmoid_prime(z, out=None):
+    """``sigmoid(z) * sigmoid(-z) = e / (1 + e)**2`` with ``e = exp(-|z|)``."""
+    e = np.exp(-np.abs(_float(z)))
+    return _out(e / (1 + e) ** 2, out)
+
+
+def tanh(z, out=None):
+    return _out(np.tanh(_float(z)), out)
+
+
+def tanh_prime(z, out=None):
+    return _out(1 - np.tanh(_float(z)) ** 2, out)
+
+
+def relu(z, out=None):
+    z = _float(z)
+    return _out(np.maximum(z, 0), out)
+
+
+def relu_prime(z, out=None):
+    z = _float(z)
+    return _out((z > 0).astype(z.dtype), out)
+
+
+def identity(z, out=None):
+    return _out(_float(z).copy(), out)
+
+
+def identity_prime(z, out=None):
+    return _out(np.ones_like(_float(z)), out)
+
+
+ACTIVATIONS = {
+    "sigmoid": (sigmoid, sigmoid_prime),
+    "tanh": (tanh, tanh_prime),
+    "relu": (relu, relu_prime),
+    "identity": (identity, identity_prime),
+}
+
+# f'(z) in terms of a = f(z), as the network passes use it (exact for these four).
+_PRIME_FROM_OUTPUT = {
+    "sigmoid": lambda a: a * (1 - a),
+    "tanh": lambda a: 1 - a * a,
+    "relu": lambda a: (a > 0).astype(a.dtype),
+    "identity": lambda a: np.ones_like(a),
+}
+
+
+def activation(z, name="sigmoid", out=None):
+    return ACTIVATIONS[name][0](z, out)
+
+
+def activation_prime(z, name="sigmoid", out=None):
+    return ACTIVATIONS[name][1](z, out)
+
+
+def output_delta(y, yhat, z, out=None, activation="sigmoid"):
+    """``-(y - yhat) * f'(z)``: the half-SSE cost's output delta."""
+    return _out(-(_float(y) - _float(yhat)) * ACTIVATIONS[activation][1](z), out)
+
+
+def hidden_delta(delta_next, W_next, z, out=None, activation="sigmoid"):
+    """``(delta_next @ W_next.T) * f'(z)``."""
+    return _out((_float(delta_next) @ _float(W_next).T) * ACTIVATIONS[activation][1](z), out)
+
+
+def weight_gradient(a_prev, delta, out=None, accumulate=False):
+    """``a_prev.T @ delta``: every example's vote, summed by the matmul."""
+    g = _float(a_prev).T @ _float(delta)
+    return _out(out + g if accumulate else g, out)
+
+
+def bias_gradient(delta, out=None, accumulate=False):
+    """``delta.sum(axis=0)``."""
+    g = _float(delta).sum(axis=0)
+    return _out(out + g if accumulate else g, out)
+
+
+def _forward_all(weights, biases, X, activations):
+    """Activations ``[a0 = X, a1, ..., aL]`` and the output pre-activation ``z[L]``."""
+    a = [X]
+    z = None
+    for l, W in enumerate(weights):
+        z = a[-1] @ W
+        if biases is not None:
+            z = z + biases[l]
+        a.append(ACTIVATIONS[activations[l]][0](z))
+    return a, z
+
+
+def forward(weights, biases, X, activations):
+    """``yhat`` (n, nL) for weights ``[(n0, n1), ...]`` and per-layer activation names."""
+    return _forward_all(weights, biases, X, activations)[0][-1]
+
+
+def _data_cost(yhat, z_out, y, loss):
+    """Cost and ``dJ/dz[L]`` when the output activation's derivative is applied later
+    (``None`` for cross-entropy, whose delta is already ``dJ/dz``)."""
+    n = y.shape[0]
+    r = yhat - y
+    if loss == "half_sse":
+        return 0.5 * np.sum(r * r, dtype=np.float64), r
+    if loss == "mse":
+        return np.sum(r * r, dtype=np.float64) / n, 2 * r / n
+    # cross-entropy with a sigmoid output: -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z
+    softplus = np.maximum(z_out, 0) + np.log1p(np.exp(-np.abs(z_out)))
+    return np.sum(softplus - y * z_out, dtype=np.float64) / n, None
+
+
+def cost(weights, biases, X, y, activations, loss="half_sse", l2=0.0):
+    """The cost ``J`` (float): data cost plus ``(l2 / 2) * sum(W**2)`` over weights."""
+    a, z_out = _forward_all(weights, biases, X, activations)
+    J, _ = _data_cost(a[-1], z_out, y, loss)
+    return float(J + 0.5 * l2 * sum(np.sum(W * W, dtype=np.float64) for W in weights))
+
+
+def cost_and_gradients(weights, biases, X, y, activations, loss="half_sse", l2=0.0,
+                       data_scale=1.0):
+    """``(J, weight_grads, bias_grads)`` for ``data_scale * cost + (l2/2) sum W**2``.
+
+    ``bias_grads`` is ``None`` when ``biases`` is ``None``.
+    """
+    a, z_out = _forward_all(weights, biases, X, activations)
+    J, dJ = _data_cost(a[-1], z_out, y, loss)
+    if dJ is None:  # cross-entropy: delta = (yhat - y) / n
+        delta = (a[-1] - y) / y.shape[0]
+    else:
+        delta = dJ * _PRIME_FROM_OUTPUT[activations[-1]](a[-1])
+    delta = delta * data_scale
+    weight_grads = [None] * len(weights)
+    bias_grads = None if biases is None else [None] * len(weights)
+    for l in range(len(weights) - 1, -1, -1):
+        weight_grads[l] = a[l].T @ delta + l2 * weights[l]
+        if biases is not None:
+            bias_grads[l] = delta.sum(axis=0)
+        if l > 0:
+            delta = (delta @ weights[l].T) * _PRIME_FROM_OUTPUT[activations[l - 1]](a[l])
+    J = data_scale * J + 0.5 * l2 * sum(np.sum(W * W, dtype=np.float64) for W in weights)
+    return float(J), weight_grads, bias_grads

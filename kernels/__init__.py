@@ -1,0 +1,194 @@
+"""fastbp.kernels: Numba-compiled backpropagation kernels.
+
+Thin public functions validate and normalise their inputs (one C-contiguous
+float32 or float64 array each, all of one dtype), allocate or check ``out``, then
+call private jitted loops. The result has the inputs' dtype. Any C-ordered,
+Fortran-ordered or strided input is accepted; ints and bools are cast to float64
+(or to the dtype of the float inputs).
+
+Shapes: ``z``, ``y``, ``yhat`` (n, m); ``delta_next`` (n, k); ``W_next`` (m, k);
+``a_prev`` (n, p); ``delta`` (n, q).
+"""
+
+import numpy as np
+
+from fastbp._validation import as_arrays, check_out, choice
+
+from . import _elementwise, _linalg, _network
+from ._elementwise import IDENTITY, RELU, SIGMOID, TANH
+from ._jit import CACHE, FASTMATH_FLAGS, JIT_OPTIONS
+
+__all__ = [
+    "ACTIVATIONS",
+    "activation",
+    "activation_prime",
+    "bias_gradient",
+    "hidden_delta",
+    "identity",
+    "identity_prime",
+    "output_delta",
+    "relu",
+    "relu_prime",
+    "sigmoid",
+    "sigmoid_prime",
+    "tanh",
+    "tanh_prime",
+    "weight_gradient",
+    "CACHE",
+    "FASTMATH_FLAGS",
+    "JIT_OPTIONS",
+]
+
+#: Activation name -> code used by the fused network kernels.
+ACTIVATIONS = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "identity": IDENTITY}
+_FORWARD_LOOPS = {
+    SIGMOID: _elementwise.sigmoid_1d,
+    TANH: _elementwise.tanh_1d,
+    RELU: _elementwise.relu_1d,
+    IDENTITY: _elementwise.identity_1d,
+}
+
+
+def _target(out, shape, dtype, *inputs):
+    """Where a kernel writes: ``out`` itself when C-contiguous and not overlapping an
+    input, else a fresh array (copied into ``out`` by :func:`_finish`)."""
+    if out is None:
+        return np.empty(shape, dtype)
+    check_out(out, shape, dtype)
+    if out.flags.c_contiguous and not any(np.may_share_memory(out, x) for x in inputs):
+        return out
+    return np.empty(shape, dtype)
+
+
+def _finish(result, out):
+    if out is not None and result is not out:
+        out[...] = result
+        return out
+    return result
+
+
+def _code(name):
+    return ACTIVATIONS[choice(name, "activation", ACTIVATIONS)]
+
+
+def activation(z, name="sigmoid", out=None):
+    """``f(z)`` element-wise for the activation ``name``; same shape and dtype as ``z``."""
+    code = _code(name)
+    z = as_arrays(ndim=None, z=z)["z"]
+    res = _target(out, z.shape, z.dtype)
+    _FORWARD_LOOPS[code](z.reshape(-1), res.reshape(-1))
+    return _finish(res, out)
+
+
+def activation_prime(z, name="sigmoid", out=None):
+    """``f'(z)`` element-wise from the pre-activation ``z``."""
+    code = _code(name)
+    z = as_arrays(ndim=None, z=z)["z"]
+    res = _target(out, z.shape, z.dtype)
+    _elementwise.prime_1d(z.reshape(-1), res.reshape(-1), code)
+    return _finish(res, out)
+
+
+def sigmoid(z, out=None):
+    """Numerically stable logistic ``1 / (1 + exp(-z))``: finite at any finite ``z``."""
+    return activation(z, "sigmoid", out)
+
+
+def sigmoid_prime(z, out=None):
+    """``sigmoid(z) * (1 - sigmoid(z))``, computed as ``e / (1 + e)**2``, ``e = exp(-|z|)``."""
+    return activation_prime(z, "sigmoid", out)
+
+
+def tanh(z, out=None):
+    """``tanh(z)``."""
+    return activation(z, "tanh", out)
+
+
+def tanh_prime(z, out=None):
+    """``1 - tanh(z)**2``."""
+    return activation_prime(z, "tanh", out)
+
+
+def relu(z, out=None):
+    """``max(z, 0)``."""
+    return activation(z, "relu", out)
+
+
+def relu_prime(z, out=None):
+    """``1`` where ``z > 0``, else ``0``."""
+    return activation_prime(z, "relu", out)
+
+
+def identity(z, out=None):
+    """``z`` (a copy)."""
+    return activation(z, "identity", out)
+
+
+def identity_prime(z, out=None):
+    """Ones shaped like ``z``."""
+    return activation_prime(z, "identity", out)
+
+
+def output_delta(y, yhat, z, out=None, activation="sigmoid"):
+    """Output-layer delta of the half-SSE cost: ``-(y - yhat) * f'(z)``, (n, m)."""
+    code = _code(activation)
+    a = as_arrays(y=y, yhat=yhat, z=z)
+    y, yhat, z = a["y"], a["yhat"], a["z"]
+    if not (y.shape == yhat.shape == z.shape):
+        raise ValueError(
+            f"y, yhat and z must have one shape; got {y.shape}, {yhat.shape}, {z.shape}"
+        )
+    res = _target(out, z.shape, z.dtype, y, yhat, z)
+    flat = res.reshape(-1)
+    _elementwise.residual_1d(y.reshape(-1), yhat.reshape(-1), flat)
+    _elementwise.mul_prime_1d(flat, z.reshape(-1), code)
+    return _finish(res, out)
+
+
+def hidden_delta(delta_next, W_next, z, out=None, activation="sigmoid"):
+    """Hidden-layer delta ``(delta_next @ W_next.T) * f'(z)``: (n, k), (m, k), (n, m) -> (n, m)."""
+    code = _code(activation)
+    a = as_arrays(delta_next=delta_next, W_next=W_next, z=z)
+    d, W, z = a["delta_next"], a["W_next"], a["z"]
+    if d.shape[1] != W.shape[1] or z.shape != (d.shape[0], W.shape[0]):
+        raise ValueError(
+            "expected delta_next (n, k), W_next (m, k) and z (n, m); got "
+            f"{d.shape}, {W.shape} and {z.shape}"
+        )
+    res = _target(out, z.shape, z.dtype, d, W, z)
+    _linalg.gemm_nt(d, W, res, False)
+    _elementwise.mul_prime_1d(res.reshape(-1), z.reshape(-1), code)
+    return _finish(res, out)
+
+
+def weight_gradient(a_prev, delta, out=None, accumulate=False):
+    """``a_prev.T @ delta``: (n, p), (n, q) -> (p, q); added into ``out`` if ``accumulate``.
+
+    The transpose is never materialised.
+    """
+    a = as_arrays(a_prev=a_prev, delta=delta)
+    A, D = a["a_prev"], a["delta"]
+    if A.shape[0] != D.shape[0]:
+        raise ValueError(
+            f"a_prev and delta must have the same number of rows; got {A.shape} and {D.shape}"
+        )
+    shape = (A.shape[1], D.shape[1])
+    if accumulate and out is None:
+        raise ValueError("accumulate=True needs an out= array to add into")
+    res = _target(out, shape, A.dtype, A, D)
+    if accumulate and res is not out:
+        res[...] = out
+    _linalg.gemm_tn(A, D, res, bool(accumulate))
+    return _finish(res, out)
+
+
+def bias_gradient(delta, out=None, accumulate=False):
+    """``delta.sum(axis=0)``: (n, q) -> (q,); added into ``out`` if ``accumulate``."""
+    D = as_arrays(delta=delta)["delta"]
+    if accumulate and out is None:
+        raise ValueError("accumulate=True needs an out= array to add into")
+    res = _target(out, (D.shape[1],), D.dtype, D)
+    if accumulate and res is not out:
+        res[...] = out
+    _linalg.column_sums(D, res, bool(accumulate))
+    return _finish(res, out)

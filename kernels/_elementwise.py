@@ -1,0 +1,109 @@
+"""Element-wise kernels on flat, contiguous float32/float64 arrays.
+
+Every function takes 1-D C-contiguous inputs of one dtype and writes into ``out``
+(which may be the input itself); constants are made with ``x.dtype.type`` so that
+float32 stays float32 throughout.
+"""
+
+import numpy as np
+
+from ._jit import kernel
+
+# Activation codes shared by the fused network kernels and the Python API.
+SIGMOID, TANH, RELU, IDENTITY = 0, 1, 2, 3
+
+
+@kernel
+def sigmoid_1d(z, out):
+    one = z.dtype.type(1.0)
+    for i in range(z.size):
+        # exp of a non-positive number never overflows: stable at any finite z.
+        e = np.exp(-abs(z[i]))
+        s = one / (one + e)
+        out[i] = s if z[i] >= 0 else e * s
+
+
+@kernel
+def tanh_1d(z, out):
+    for i in range(z.size):
+        out[i] = np.tanh(z[i])
+
+
+@kernel
+def relu_1d(z, out):
+    zero = z.dtype.type(0.0)
+    for i in range(z.size):
+        out[i] = z[i] if z[i] > zero else zero
+
+
+@kernel
+def identity_1d(z, out):
+    for i in range(z.size):
+        out[i] = z[i]
+
+
+@kernel
+def activate_inplace(a, code):
+    """Apply activation ``code`` to the flat array ``a`` in place."""
+    if code == SIGMOID:
+        sigmoid_1d(a, a)
+    elif code == TANH:
+        tanh_1d(a, a)
+    elif code == RELU:
+        relu_1d(a, a)
+
+
+@kernel
+def prime_scalar(z, code, one):
+    """``f'(z)`` for activation ``code`` from the pre-activation; ``one`` sets the dtype."""
+    if code == SIGMOID:
+        # s(z) * s(-z) = e / (1 + e)^2 with e = exp(-|z|): exact in both tails.
+        e = np.exp(-abs(z))
+        d = one + e
+        return e / (d * d)
+    if code == TANH:
+        t = np.tanh(z)
+        return one - t * t
+    if code == RELU:
+        return one if z > 0 else one - one
+    return one
+
+
+@kernel
+def prime_1d(z, out, code):
+    """``out = f'(z)``, flat."""
+    one = z.dtype.type(1.0)
+    for i in range(z.size):
+        out[i] = prime_scalar(z[i], code, one)
+
+
+@kernel
+def mul_prime_1d(x, z, code):
+    """``x *= f'(z)``, flat."""
+    one = x.dtype.type(1.0)
+    for i in range(x.size):
+        x[i] *= prime_scalar(z[i], code, one)
+
+
+@kernel
+def residual_1d(y, yhat, out):
+    """``out = yhat - y``, i.e. ``-(y - yhat)``, flat."""
+    for i in range(out.size):
+        out[i] = yhat[i] - y[i]
+
+
+@kernel
+def scale_by_prime_of_output(delta, a, code):
+    """``delta *= f'(z)`` with ``f'`` written in terms of the stored ``a = f(z)``."""
+    one = a.dtype.type(1.0)
+    zero = a.dtype.type(0.0)
+    if code == SIGMOID:
+        for i in range(a.size):
+            delta[i] *= a[i] * (one - a[i])
+    elif code == TANH:
+        for i in range(a.size):
+            delta[i] *= one - a[i] * a[i]
+    elif code == RELU:
+        for i in range(a.size):
+            if a[i] <= zero:
+                delta[i] = zero

@@ -1,0 +1,258 @@
+"""Fused whole-network passes over one flat parameter buffer.
+
+A network is described by one int64 ``layout`` array (see :func:`make_layout`) and
+its parameters live in one flat array: per layer, ``W.ravel()`` then ``b``. Each
+pass writes activations and deltas into one flat caller-owned workspace
+(:func:`workspace_size`), so repeated calls allocate nothing. Passing few arrays
+keeps Numba's per-call overhead small for tiny networks.
+"""
+
+import numpy as np
+
+from ._elementwise import SIGMOID, activate_inplace, scale_by_prime_of_output
+from ._jit import kernel
+from ._linalg import column_sums, gemm_nn, gemm_nt, gemm_tn
+
+HALF_SSE, MSE, CROSS_ENTROPY = 0, 1, 2
+_HEADER = 2  # layout[0] = number of layers L, layout[1] = loss code
+
+
+def make_layout(sizes, activation_codes, bias, loss_code):
+    """Pack the network description into one int64 array; return ``(layout, n_params)``.
+
+    ``layout = [L, loss, sizes[0..L], w_offset[0..L-1], b_offset[0..L-1], act[0..L-1]]``
+    with ``b_offset = -1`` for layers without bias.
+    """
+    n_layers = len(sizes) - 1
+    w_off, b_off, pos = [], [], 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        w_off.append(pos)
+        pos += n_in * n_out
+        if bias:
+            b_off.append(pos)
+            pos += n_out
+        else:
+            b_off.append(-1)
+    layout = np.array(
+        [n_layers, loss_code, *sizes, *w_off, *b_off, *activation_codes], dtype=np.int64
+    )
+    return layout, pos
+
+
+def workspace_size(layout, n_examples):
+    """Length of the flat workspace one pass over ``n_examples`` rows needs."""
+    n_layers = int(layout[0])
+    sizes = layout[_HEADER : _HEADER + n_layers + 1]
+    hidden_and_out = int(sizes[1:].sum())
+    return n_examples * (2 * hidden_and_out + int(sizes[-1]))
+
+
+@kernel
+def _size(layout, i):
+    return layout[_HEADER + i]
+
+
+@kernel
+def _w_off(layout, l):
+    return layout[_HEADER + layout[0] + 1 + l]
+
+
+@kernel
+def _b_off(layout, l):
+    return layout[_HEADER + 2 * layout[0] + 1 + l]
+
+
+@kernel
+def _act(layout, l):
+    return layout[_HEADER + 3 * layout[0] + 1 + l]
+
+
+@kernel
+def _weights(params, layout, l):
+    n_in, n_out = _size(layout, l), _size(layout, l + 1)
+    off = _w_off(layout, l)
+    return params[off : off + n_in * n_out].reshape((n_in, n_out))
+
+
+@kernel
+def _activation_offset(layout, l, n):
+    """Offset of layer ``l``'s activations (l = 0 is the first hidden layer)."""
+    off = 0
+    for i in range(l):
+        off += n * _size(layout, i + 1)
+    return off
+
+
+@kernel
+def _sections(layout, n):
+    """Offsets of the output pre-activation and of the delta block in the workspace."""
+    total = 0
+    for i in range(layout[0]):
+        total += n * _size(layout, i + 1)
+    return total, total + n * _size(layout, layout[0])
+
+
+@kernel
+def forward_pass(params, layout, X, work):
+    """Forward pass; layer ``l``'s activations land in ``work``, (n, n[l+1]) each.
+
+    The output layer's pre-activation ``z[L]`` is kept too (for the
+    cross-entropy cost). Returns the offset of the output activations.
+    """
+    n = X.shape[0]
+    n_layers = layout[0]
+    z_out, _ = _sections(layout, n)
+    a_prev = X
+    off = 0
+    for l in range(n_layers):
+        n_out = _size(layout, l + 1)
+        flat = work[off : off + n * n_out]
+        a = flat.reshape((n, n_out))
+        gemm_nn(a_prev, _weights(params, layout, l), a, False)
+        b = _b_off(layout, l)
+        if b >= 0:
+            for i in range(n):
+                for j in range(n_out):
+                    a[i, j] += params[b + j]
+        if l == n_layers - 1:
+            work[z_out : z_out + n * n_out] = flat
+        activate_inplace(flat, _act(layout, l))
+        a_prev = a
+        off += n * n_out
+    return off - n * _size(layout, n_layers)
+
+
+@kernel
+def _output_delta_and_cost(yhat, z, y, delta, loss, code, n, data_scale):
+    """Write ``delta[L] = dJ/dz[L]`` (scaled) and return the scaled data cost."""
+    cost = 0.0
+    if loss == CROSS_ENTROPY:
+        # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z; delta = s(z) - y
+        scale = data_scale / n
+        for i in range(y.size):
+            zi = z[i]
+            cost += max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi
+            delta[i] = (yhat[i] - y[i]) * scale
+        return cost * scale
+    scale = data_scale * (2.0 / n if loss == MSE else 1.0)
+    for i in range(y.size):
+        r = yhat[i] - y[i]
+        cost += r * r
+        delta[i] = r * scale
+    scale_by_prime_of_output(delta, yhat, code)
+    return cost * (data_scale / n if loss == MSE else 0.5 * data_scale)
+
+
+@kernel
+def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
+    """Cost ``data_scale * loss + (l2/2) sum W**2`` and its gradient into ``grad``.
+
+    ``X`` (n, n0) and ``y`` (n, nL) are C-contiguous of the params' dtype; ``grad``
+    has the shape and layout of ``params``. Returns the cost as float64.
+    """
+    n = X.shape[0]
+    n_layers = layout[0]
+    out_off = forward_pass(params, layout, X, work)
+    z_out, delta0 = _sections(layout, n)
+    n_out = _size(layout, n_layers)
+    m = n * n_out
+    cost = _output_delta_and_cost(
+        work[out_off : out_off + m],
+        work[z_out : z_out + m],
+        y.reshape(m),
+        work[delta0 + out_off : delta0 + out_off + m],
+        layout[1],
+        _act(layout, n_layers - 1),
+        n,
+        data_scale,
+    )
+    l2_cost = 0.0
+    for l in range(n_layers - 1, -1, -1):
+        n_in, n_out = _size(layout, l), _size(layout, l + 1)
+        d_off = delta0 + _activation_offset(layout, l, n)
+        delta = work[d_off : d_off + n * n_out].reshape((n, n_out))
+        W = _weights(params, layout, l)
+        w = _w_off(layout, l)
+        dW = grad[w : w + n_in * n_out].reshape((n_in, n_out))
+        if l == 0:
+            gemm_tn(X, delta, dW, False)
+        else:
+            a_off = _activation_offset(layout, l - 1, n)
+            gemm_tn(work[a_off : a_off + n * n_in].reshape((n, n_in)), delta, dW, False)
+        b = _b_off(layout, l)
+        if b >= 0:
+            column_sums(delta, grad[b : b + n_out], False)
+        if l2 != 0.0:
+            flat_w = params[w : w + n_in * n_out]
+            flat_dw = grad[w : w + n_in * n_out]
+            for i in range(flat_w.size):
+                l2_cost += flat_w[i] * flat_w[i]
+                flat_dw[i] += l2 * flat_w[i]
+        if l > 0:
+            a_off = _activation_offset(layout, l - 1, n)
+            dp_off = delta0 + a_off
+            delta_prev = work[dp_off : dp_off + n * n_in]
+            gemm_nt(delta, W, delta_prev.reshape((n, n_in)), False)
+            scale_by_prime_of_output(
+                delta_prev, work[a_off : a_off + n * n_in], _act(layout, l - 1)
+            )
+    return cost + 0.5 * l2 * l2_cost
+
+
+@kernel
+def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
+              velocity, l2, per_example, work, grad, X_batch, y_batch):
+    """One epoch of mini-batch SGD, in place on ``params`` (and ``velocity``).
+
+    Rows are visited in ``order``; each batch is gathered into the flat buffers
+    ``X_batch``/``y_batch`` and the step is ``-learning_rate`` times the gradient
+    of the batch's mean cost (``per_example``: divide the data cost by the batch
+    size, for sum-type costs). With ``momentum > 0`` classical momentum is used.
+    """
+    n, n_in = X.shape
+    n_out = y.shape[1]
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        for r in range(m):
+            src = order[start + r]
+            X_batch[r * n_in : (r + 1) * n_in] = X[src]
+            y_batch[r * n_out : (r + 1) * n_out] = y[src]
+        xb = X_batch[: m * n_in].reshape((m, n_in))
+        yb = y_batch[: m * n_out].reshape((m, n_out))
+        cost_and_gradient(params, layout, xb, yb, work, grad, l2,
+                          1.0 / m if per_example else 1.0)
+        if momentum != 0.0:
+            for i in range(params.size):
+                velocity[i] = momentum * velocity[i] - learning_rate * grad[i]
+                params[i] += velocity[i]
+        else:
+            for i in range(params.size):
+                params[i] -= learning_rate * grad[i]
+
+
+@kernel
+def cost_only(params, layout, X, y, work, l2):
+    """The cost of :func:`cost_and_gradient` without the backward pass."""
+    n = X.shape[0]
+    n_layers = layout[0]
+    out_off = forward_pass(params, layout, X, work)
+    z_out, delta0 = _sections(layout, n)
+    m = n * _size(layout, n_layers)
+    cost = _output_delta_and_cost(
+        work[out_off : out_off + m],
+        work[z_out : z_out + m],
+        y.reshape(m),
+        work[delta0 + out_off : delta0 + out_off + m],
+        layout[1],
+        _act(layout, n_layers - 1),
+        n,
+        1.0,
+    )
+    if l2 == 0.0:
+        return cost
+    l2_cost = 0.0
+    for l in range(n_layers):
+        w = _w_off(layout, l)
+        for i in range(w, w + _size(layout, l) * _size(layout, l + 1)):
+            l2_cost += params[i] * params[i]
+    return cost + 0.5 * l2 * l2_cost
