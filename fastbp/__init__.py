@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from . import kernels, reference
 from .gradcheck import gradient_check, numerical_gradient
+from .io import load
 from .network import Network
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "__version__",
     "gradient_check",
     "kernels",
+    "load",
     "numerical_gradient",
     "reference",
 ]

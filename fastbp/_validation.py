@@ -129,3 +129,16 @@ def choice(value, name, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {sorted(options)}; got {value!r}")
     return value
+
+
+def generator(seed, name="seed"):
+    """A ``numpy.random.Generator`` from ``None``, a non-negative int or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None:
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+            raise TypeError(f"{name} must be None, a non-negative integer or a Generator; "
+                            f"got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"{name} must be non-negative; got {seed}")
+    return np.random.default_rng(seed)

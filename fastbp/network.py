@@ -7,12 +7,14 @@ All parameters live in one flat array (per layer ``W.ravel()`` then ``b``);
 import numpy as np
 
 from . import _validation as v
-from . import reference
+from . import io, reference, training
 from .kernels import ACTIVATIONS
 from .kernels import _network as fused
 
 LOSSES = {"half_sse": fused.HALF_SSE, "mse": fused.MSE, "cross_entropy": fused.CROSS_ENTROPY}
 BACKENDS = ("numba", "numpy")
+#: Rows per chunk for forward passes and costs (bounds workspace memory).
+CHUNK_ROWS = 4096
 
 
 class Network:
@@ -67,7 +69,7 @@ class Network:
         self._params = np.zeros(n_params, self.dtype)
         self._grad = np.zeros(n_params, self.dtype)
         self._work = np.empty(0, self.dtype)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = v.generator(seed)
         for W in self.weights:
             W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])
         self.loss_curve_ = []
@@ -173,10 +175,19 @@ class Network:
         if self.backend == "numpy":
             W, b = self._reference_args()
             return reference.forward(W, b, X, self.activations)
-        n = X.shape[0]
-        work = self._workspace(n)
-        off = fused.forward_pass(self._params, self._layout, X, work)
-        return work[off : off + n * self.layer_sizes[-1]].reshape(n, -1).copy()
+        yhat = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
+        for start, stop, work in self._chunks(X.shape[0]):
+            off = fused.forward_pass(self._params, self._layout, X[start:stop], work)
+            yhat[start:stop] = work[off : off + yhat[start:stop].size].reshape(stop - start, -1)
+        return yhat
+
+    def _chunks(self, n):
+        """Row ranges of at most ``CHUNK_ROWS`` with a workspace for each: bounds the
+        memory of forward passes and costs over large data sets."""
+        step = min(n, CHUNK_ROWS)
+        work = self._workspace(step)
+        for start in range(0, n, step):
+            yield start, min(start + step, n), work
 
     def predict(self, X):
         """Same as :meth:`forward`: the network's output for ``X``."""
@@ -191,8 +202,16 @@ class Network:
         if self.backend == "numpy":
             W, b = self._reference_args()
             return reference.cost(W, b, X, y, self.activations, self.loss, self.l2)
-        work = self._workspace(X.shape[0])
-        return float(fused.cost_only(self._params, self._layout, X, y, work, self.l2))
+        n = X.shape[0]
+        total = 0.0
+        for start, stop, work in self._chunks(n):
+            J = fused.cost_only(self._params, self._layout, X[start:stop], y[start:stop],
+                                work, 0.0)
+            # mean-type costs are means over the chunk: weight them by its share
+            total += J if self.loss == "half_sse" else J * (stop - start) / n
+        if self.l2:
+            total += 0.5 * self.l2 * sum(np.sum(W * W, dtype=np.float64) for W in self.weights)
+        return float(total)
 
     def _flat_cost_and_gradient(self, X, y, data_scale=1.0):
         """``(J, grad)`` with ``grad`` the internal flat buffer (valid until the next call)."""
@@ -224,6 +243,59 @@ class Network:
         """``(weight_grads, bias_grads)``; ``bias_grads`` is ``None`` without biases."""
         _, gW, gb = self.cost_and_gradients(X, y)
         return gW, gb
+
+    # -- training, scoring, persistence -------------------------------------------
+
+    def fit(self, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
+            momentum=0.0, shuffle=True, seed=None, max_iter=200, tol=None, verbose=False,
+            callback=None):
+        """Train in place and return ``self``.
+
+        method : ``"sgd"`` (mini-batches of ``batch_size`` rows, shuffled each epoch
+            by a ``numpy.random.Generator`` seeded with ``seed``), ``"gd"``
+            (full batch, ``epochs`` steps), ``"bfgs"`` or ``"lbfgs"`` (scipy, at most
+            ``max_iter`` iterations, ``tol`` passed to ``scipy.optimize.minimize``).
+        SGD/GD step every parameter by ``-learning_rate`` times the gradient of the
+        batch's mean cost (for ``half_sse`` the data cost is divided by the batch
+        size; ``mse`` and ``cross_entropy`` are already means; the L2 term is not
+        divided), with classical ``momentum`` when it is positive. With ``tol``,
+        SGD/GD stop once an epoch lowers the loss by less than ``tol``.
+        ``loss_curve_`` holds the full-data cost after each epoch (or iterate),
+        ``n_iter_`` their count. ``verbose`` shows a progress bar (tqdm) or prints
+        a line per epoch; ``callback(net, epoch, loss)`` returning True stops.
+        A NaN or infinite loss raises ``FloatingPointError`` naming the epoch and
+        restores the weights of the last finite epoch.
+        """
+        return training.fit(self, X, y, method=method, epochs=epochs, batch_size=batch_size,
+                            learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
+                            seed=seed, max_iter=max_iter, tol=tol, verbose=verbose,
+                            callback=callback)
+
+    def predict_proba(self, X):
+        """Probabilities (n, nL) from a sigmoid output layer."""
+        if self.activations[-1] != "sigmoid":
+            raise ValueError("predict_proba needs a sigmoid output layer; this network's is "
+                             f"{self.activations[-1]!r}")
+        return self.forward(X)
+
+    def score(self, X, y):
+        """Accuracy for ``loss="cross_entropy"`` (argmax for one-hot targets, a 0.5
+        threshold for one 0/1 output), else R² averaged over outputs."""
+        X, y = self._check_Xy(X, y)
+        yhat = self._forward(X)
+        if self.loss == "cross_entropy":
+            if y.shape[1] == 1:
+                return float(np.mean((yhat >= 0.5) == (y >= 0.5)))
+            return float(np.mean(yhat.argmax(axis=1) == y.argmax(axis=1)))
+        ss_res = ((y - yhat) ** 2).sum(axis=0, dtype=np.float64)
+        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
+        return float(r2.mean())
+
+    def save(self, path):
+        """Write the network to one ``.npz`` file (see :func:`fastbp.load`)."""
+        io.save(self, path)
 
     def __repr__(self):
         return (

@@ -9,7 +9,7 @@ keeps Numba's per-call overhead small for tiny networks.
 
 import numpy as np
 
-from ._elementwise import SIGMOID, activate_inplace, scale_by_prime_of_output
+from ._elementwise import activate_inplace, scale_by_prime_of_output
 from ._jit import kernel
 from ._linalg import column_sums, gemm_nn, gemm_nt, gemm_tn
 

@@ -1,0 +1,173 @@
+"""Training loops: mini-batch SGD, full-batch gradient descent and scipy's (L-)BFGS.
+
+On the numba backend a whole SGD epoch is one jitted call over preallocated
+buffers; the numpy backend runs the same steps in a Python loop over
+:mod:`fastbp.reference`, so both give the same weights from the same seed.
+"""
+
+import numpy as np
+import scipy.optimize
+
+from . import _validation as v
+from .kernels import _network as fused
+
+METHODS = ("sgd", "gd", "bfgs", "lbfgs")
+
+
+def fit(net, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
+        momentum=0.0, shuffle=True, seed=None, max_iter=200, tol=None, verbose=False,
+        callback=None):
+    """Train ``net`` in place; see :meth:`fastbp.Network.fit`."""
+    v.choice(method, "method", METHODS)
+    X, y = net._check_Xy(X, y)
+    epochs = v.positive_int(epochs, "epochs")
+    batch_size = v.positive_int(batch_size, "batch_size")
+    learning_rate = v.real_number(learning_rate, "learning_rate", low=0.0, low_open=True)
+    momentum = v.real_number(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    max_iter = v.positive_int(max_iter, "max_iter")
+    if tol is not None:
+        tol = v.real_number(tol, "tol", low=0.0)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable; got {callback!r}")
+    rng = v.generator(seed)
+    net.loss_curve_ = []
+    net.n_iter_ = 0
+    progress = _Progress(verbose, max_iter if method in ("bfgs", "lbfgs") else epochs)
+    try:
+        if method in ("bfgs", "lbfgs"):
+            _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback)
+        else:
+            if method == "gd":
+                batch_size, shuffle = X.shape[0], False
+            _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle,
+                     rng, tol, progress, callback)
+    finally:
+        progress.close()
+    return net
+
+
+def _record(net, loss, step, progress, callback):
+    """Log one epoch/iterate; return True when the callback asks to stop."""
+    net.loss_curve_.append(loss)
+    net.n_iter_ = step
+    progress.update(step, loss)
+    return bool(callback(net, step, loss)) if callback is not None else False
+
+
+def _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle, rng,
+             tol, progress, callback):
+    n = X.shape[0]
+    batch_size = min(batch_size, n)
+    order = np.arange(n, dtype=np.int64)
+    velocity = np.zeros_like(net._params)
+    per_example = net.loss == "half_sse"  # the sum-type cost: step on the batch mean
+    dt = net.dtype.type
+    if net.backend == "numba":
+        X_batch = np.empty(batch_size * X.shape[1], net.dtype)
+        y_batch = np.empty(batch_size * y.shape[1], net.dtype)
+    for epoch in range(1, epochs + 1):
+        last_finite = net._params.copy()
+        if shuffle:
+            rng.shuffle(order)
+        if net.backend == "numba":
+            work = net._workspace(batch_size)
+            fused.sgd_epoch(net._params, net._layout, X, y, order, batch_size,
+                            dt(learning_rate), dt(momentum), velocity, net.l2,
+                            per_example, work, net._grad, X_batch, y_batch)
+        else:
+            _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity,
+                         per_example)
+        loss = net._cost(X, y) if np.isfinite(net._params).all() else float("nan")
+        if not np.isfinite(loss):
+            net._params[...] = last_finite
+            raise FloatingPointError(
+                f"the loss became {loss} in epoch {epoch}; the weights were reset to "
+                "the end of the previous epoch (try a smaller learning_rate)"
+            )
+        previous = net.loss_curve_[-1] if net.loss_curve_ else None
+        if _record(net, loss, epoch, progress, callback):
+            return
+        if tol is not None and previous is not None and previous - loss < tol:
+            return
+
+
+def _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity,
+                 per_example):
+    for start in range(0, X.shape[0], batch_size):
+        idx = order[start : start + batch_size]
+        scale = 1.0 / idx.size if per_example else 1.0
+        _, grad = net._flat_cost_and_gradient(X[idx], y[idx], scale)
+        if momentum != 0.0:
+            velocity *= momentum
+            velocity -= learning_rate * grad
+            net._params += velocity
+        else:
+            net._params -= learning_rate * grad
+
+
+def _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback):
+    last_finite = net.get_params()
+
+    def cost_and_grad(p):
+        net._params[...] = p
+        J, grad = net._flat_cost_and_gradient(X, y)
+        return J, grad.astype(np.float64)
+
+    class _Stop(Exception):
+        pass
+
+    def on_iterate(intermediate_result):
+        loss = float(intermediate_result.fun)
+        step = len(net.loss_curve_) + 1
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"the loss became {loss} in iteration {step}")
+        last_finite[...] = intermediate_result.x
+        if _record(net, loss, step, progress, callback):
+            raise _Stop
+
+    try:
+        result = scipy.optimize.minimize(
+            cost_and_grad, net.get_params().astype(np.float64), jac=True,
+            method="BFGS" if method == "bfgs" else "L-BFGS-B", tol=tol,
+            options={"maxiter": max_iter}, callback=on_iterate,
+        )
+    except _Stop:
+        net._params[...] = last_finite
+        return
+    except FloatingPointError:
+        net._params[...] = last_finite
+        raise
+    if not np.isfinite(result.fun):
+        net._params[...] = last_finite
+        raise FloatingPointError(f"the loss became {result.fun} after {result.nit} iterations")
+    net._params[...] = result.x
+    net.optimization_result_ = result
+
+
+class _Progress:
+    """tqdm bar with the running loss when tqdm is installed, else one line per epoch."""
+
+    def __init__(self, verbose, total):
+        self.verbose = bool(verbose)
+        self.bar = None
+        if self.verbose:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total, unit="epoch")
+
+    def update(self, step, loss):
+        if not self.verbose:
+            return
+        if self.bar is None:
+            print(f"epoch {step}: loss {loss:.6g}", flush=True)
+        else:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.6g}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
