@@ -24,7 +24,7 @@ def seed_example():
 
 
 def seed_weights():
-    """The seed weights: legacy generator seeded 0, ``W1 = randn(2, 3)`` then ``W2 = randn(3, 1)``."""
+    """Legacy generator seeded 0: ``W1 = randn(2, 3)`` then ``W2 = randn(3, 1)``."""
     legacy = np.random.RandomState(0)
     return [legacy.randn(2, 3), legacy.randn(3, 1)]
 
@@ -61,7 +61,8 @@ def main(argv=None):
     net.fit(X, y, method="bfgs", max_iter=200)
     print(f"BFGS: {net.n_iter_} iterations, final cost {net.loss_curve_[-1]:.3g}")
     print("  sleep  study | predicted  target")
-    for (sleep, study), pred, target in zip(X * [10, 5], net.predict(X)[:, 0] * 100, y[:, 0] * 100):
+    hours = X * [10, 5]  # undo the normalisation for display
+    for (sleep, study), pred, target in zip(hours, net.predict(X)[:, 0] * 100, y[:, 0] * 100):
         print(f"  {sleep:5.0f}  {study:5.0f} | {pred:9.2f}  {target:6.0f}")
     if args.plot:
         save_loss_plot(net.loss_curve_, args.plot)

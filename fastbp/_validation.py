@@ -48,7 +48,8 @@ def _natural_dtype(arr):
 def as_array(x, name, *, dtype=None, ndim=2, finite=False):
     """``x`` as a non-empty, C-contiguous, writeable ``ndim``-D array of ``dtype``.
 
-    ``ndim=None`` accepts any number of dimensions but zero. ``dtype=None`` keeps float32 and float64 and casts ints and bools to float64.
+    ``ndim=None`` accepts any number of dimensions but zero. ``dtype=None`` keeps
+    float32 and float64 and casts ints and bools to float64.
     ``finite=True`` rejects NaN and infinity (checked after the cast, so a float64
     value that overflows float32 is caught too).
     """

@@ -14,7 +14,7 @@ import numpy as np
 
 from fastbp._validation import as_arrays, check_out, choice
 
-from . import _elementwise, _linalg, _network
+from . import _elementwise, _linalg
 from ._elementwise import IDENTITY, RELU, SIGMOID, TANH
 from ._jit import CACHE, FASTMATH_FLAGS, JIT_OPTIONS
 

@@ -11,7 +11,12 @@ FASTMATH_FLAGS = frozenset({"nsz", "contract", "reassoc"})
 #: Set ``FASTBP_NO_CACHE=1`` to compile in memory only (no on-disk cache).
 CACHE = os.environ.get("FASTBP_NO_CACHE", "").strip().lower() in ("", "0", "false", "no")
 
-JIT_OPTIONS = {"cache": CACHE, "fastmath": set(FASTMATH_FLAGS), "nogil": True, "error_model": "numpy"}
+JIT_OPTIONS = {
+    "cache": CACHE,
+    "fastmath": set(FASTMATH_FLAGS),
+    "nogil": True,  # lets separate networks train in parallel threads
+    "error_model": "numpy",  # division by zero gives inf/nan, never an exception
+}
 
 
 def kernel(func):
