@@ -1,0 +1,42 @@
+"""Shared test settings: the one table of tolerances, and input layouts."""
+
+import numpy as np
+import pytest
+
+#: Tolerances per dtype, stated once. An element passes when
+#: ``|actual - expected| <= atol * max|expected| + rtol * |expected|``:
+#: ``atol`` is relative to the array's scale, so sums with cancellation
+#: (matrix products, gradients) are judged against the size of their terms.
+TOLERANCES = {
+    np.dtype(np.float32): {"rtol": 2e-5, "atol": 2e-6},
+    np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-13},
+}
+
+DTYPES = [np.float32, np.float64]
+
+
+def assert_close(actual, expected, dtype=None):
+    """Assert ``actual`` equals ``expected`` within the tolerance of ``dtype``
+    (default: ``actual``'s dtype) and has that dtype."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    dtype = np.dtype(dtype or actual.dtype)
+    assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {dtype}"
+    assert actual.shape == expected.shape, f"shape {actual.shape}, expected {expected.shape}"
+    tol = TOLERANCES[dtype]
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+def layouts(a):
+    """The same values as C-ordered, Fortran-ordered and strided (non-contiguous) arrays."""
+    a = np.ascontiguousarray(a)
+    big = np.zeros((2 * a.shape[0], 3 * a.shape[1]), a.dtype)
+    strided = big[::2, ::3]
+    strided[...] = a
+    return {"C": a, "F": np.asfortranarray(a), "strided": strided}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
