@@ -58,7 +58,8 @@ def save(net, path):
 
 def _read(path):
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
+        # Open the file ourselves so that it is closed even when np.load fails.
+        with open(os.fspath(path), "rb") as fh, np.load(fh, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         if isinstance(exc, FileNotFoundError):

@@ -35,7 +35,9 @@ def fit(net, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
     net.loss_curve_ = []
     net.n_iter_ = 0
     progress = _Progress(verbose, max_iter if method in ("bfgs", "lbfgs") else epochs)
-    try:
+    # Divergence is detected from the loss and reported by epoch; NumPy's overflow
+    # warnings on the way there (numpy backend) would only be noise.
+    with np.errstate(over="ignore", invalid="ignore"), progress:
         if method in ("bfgs", "lbfgs"):
             _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback)
         else:
@@ -43,8 +45,6 @@ def fit(net, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
                 batch_size, shuffle = X.shape[0], False
             _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle,
                      rng, tol, progress, callback)
-    finally:
-        progress.close()
     return net
 
 
@@ -168,6 +168,9 @@ class _Progress:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.6g}")
 
-    def close(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         if self.bar is not None:
             self.bar.close()
