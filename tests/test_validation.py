@@ -1,0 +1,213 @@
+"""Bad input raises TypeError/ValueError naming the argument, before any compiled code."""
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import kernels, tutorial
+
+
+@pytest.fixture
+def net():
+    return fastbp.Network([3, 4, 2], seed=0)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((5, 3)), rng.random((5, 2))
+
+
+BAD_X = [
+    (np.ones(3), ValueError, "X must be a 2-D"),
+    (np.ones((2, 3, 1)), ValueError, "X must be a 2-D"),
+    (np.ones((0, 3)), ValueError, "X must not be empty"),
+    (np.ones((5, 4)), ValueError, "X must have 3 columns"),
+    (np.full((5, 3), np.nan), ValueError, "X contains NaN"),
+    (np.full((5, 3), np.inf), ValueError, "X contains NaN"),
+    (np.ones((5, 3), complex), TypeError, "X must hold real numbers"),
+    (np.array([["a", "b", "c"]] * 5), TypeError, "X must hold real numbers"),
+    (np.array([[object()] * 3] * 5), TypeError, "X must hold real numbers"),
+    ("abc", TypeError, "X must be an array"),
+    ([[1, 2, 3], [1, 2]], ValueError, "X could not be converted"),
+]
+
+
+@pytest.mark.parametrize("X,exc,match", BAD_X)
+@pytest.mark.parametrize("method", ["forward", "predict", "cost", "gradients", "fit"])
+def test_bad_X(net, data, method, X, exc, match):
+    _, y = data
+    call = getattr(net, method)
+    with pytest.raises(exc, match=match):
+        call(X) if method in ("forward", "predict") else call(X, y[: len(X)] if len(X) else y)
+
+
+BAD_Y = [
+    (np.ones((5, 3)), ValueError, "y must have 2 columns"),
+    (np.ones((4, 2)), ValueError, "same number of rows"),
+    (np.ones(5), ValueError, "y must be a 2-D"),
+    (np.full((5, 2), np.nan), ValueError, "y contains NaN"),
+    (np.ones((5, 2), complex), TypeError, "y must hold real numbers"),
+]
+
+
+@pytest.mark.parametrize("y,exc,match", BAD_Y)
+@pytest.mark.parametrize("method", ["cost", "gradients", "cost_and_gradients", "fit", "score"])
+def test_bad_y(net, data, method, y, exc, match):
+    X, _ = data
+    with pytest.raises(exc, match=match):
+        getattr(net, method)(X, y)
+
+
+def test_float64_overflowing_float32_is_caught(data):
+    net = fastbp.Network([3, 2], dtype=np.float32)
+    X, y = data
+    X[0, 0] = 1e300
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.cost(X, y)
+
+
+def test_cross_entropy_targets_must_be_probabilities(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 1\]"):
+        fastbp.Network([3, 2], loss="cross_entropy").cost(X, y + 1)
+
+
+def test_bool_and_int_inputs_are_cast(net):
+    X = np.array([[True, False, True]])
+    y = np.array([[0, 1]])
+    assert net.cost(X, y) == net.cost(X.astype(float), y.astype(float))
+
+
+def test_read_only_inputs_work(net, data):
+    X, y = data
+    X.flags.writeable = False
+    y.flags.writeable = False
+    assert np.isfinite(net.cost(X, y))
+    z = np.ones((2, 2))
+    z.flags.writeable = False
+    assert kernels.sigmoid(z).shape == (2, 2)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"layer_sizes": [3]}, ValueError, "at least two"),
+    ({"layer_sizes": []}, ValueError, "at least two"),
+    ({"layer_sizes": [3, 0, 1]}, ValueError, r"layer_sizes\[1\] must be a positive"),
+    ({"layer_sizes": [3, -2]}, ValueError, r"layer_sizes\[1\]"),
+    ({"layer_sizes": [3, 2.5]}, TypeError, r"layer_sizes\[1\]"),
+    ({"layer_sizes": [3, True]}, TypeError, r"layer_sizes\[1\]"),
+    ({"layer_sizes": 3}, TypeError, "layer_sizes must be a sequence"),
+    ({"layer_sizes": "32"}, TypeError, "layer_sizes must be a sequence"),
+    ({"activation": "softmax"}, ValueError, "activation must be one of"),
+    ({"output_activation": "gelu"}, ValueError, "output_activation must be one of"),
+    ({"loss": "hinge"}, ValueError, "loss must be one of"),
+    ({"backend": "cuda"}, ValueError, "backend must be one of"),
+    ({"dtype": np.float16}, TypeError, "dtype must be numpy.float32"),
+    ({"dtype": "int64"}, TypeError, "dtype must be numpy.float32"),
+    ({"dtype": "nonsense"}, TypeError, "dtype must be numpy.float32"),
+    ({"l2": -1.0}, ValueError, "l2 must be a finite number"),
+    ({"l2": np.nan}, ValueError, "l2 must be a finite number"),
+    ({"l2": "0.1"}, TypeError, "l2 must be a real number"),
+    ({"bias": 1}, TypeError, "bias must be True or False"),
+    ({"seed": -1}, ValueError, "seed must be non-negative"),
+    ({"seed": 1.5}, TypeError, "seed must be None"),
+    ({"loss": "cross_entropy", "output_activation": "identity"}, ValueError,
+     "needs output_activation='sigmoid'"),
+])
+def test_bad_network_arguments(kwargs, exc, match):
+    kwargs = {"layer_sizes": [3, 4, 2], **kwargs}
+    with pytest.raises(exc, match=match):
+        fastbp.Network(kwargs.pop("layer_sizes"), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"method": "adam"}, ValueError, "method must be one of"),
+    ({"learning_rate": 0.0}, ValueError, "learning_rate must be"),
+    ({"learning_rate": -0.1}, ValueError, "learning_rate must be"),
+    ({"learning_rate": np.inf}, ValueError, "learning_rate must be"),
+    ({"learning_rate": "fast"}, TypeError, "learning_rate must be a real"),
+    ({"epochs": 0}, ValueError, "epochs must be a positive integer"),
+    ({"epochs": 2.0}, TypeError, "epochs must be a positive integer"),
+    ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),
+    ({"batch_size": None}, TypeError, "batch_size must be a positive integer"),
+    ({"momentum": 1.0}, ValueError, "momentum must be"),
+    ({"momentum": -0.5}, ValueError, "momentum must be"),
+    ({"max_iter": 0}, ValueError, "max_iter must be"),
+    ({"tol": -1.0}, ValueError, "tol must be"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+    ({"seed": "a"}, TypeError, "seed must be None"),
+    ({"callback": 3}, TypeError, "callback must be callable"),
+])
+def test_bad_fit_arguments(net, data, kwargs, exc, match):
+    X, y = data
+    before = net.get_params()
+    with pytest.raises(exc, match=match):
+        net.fit(X, y, **kwargs)
+    np.testing.assert_array_equal(net.get_params(), before)
+
+
+def test_bad_params_and_weights(net):
+    with pytest.raises(ValueError, match="params must have length 26"):
+        net.set_params(np.zeros(25))
+    with pytest.raises(ValueError, match="params must be a 1-D"):
+        net.set_params(np.zeros((26, 1)))
+    with pytest.raises(ValueError, match="params contains NaN"):
+        net.set_params(np.full(26, np.nan))
+    with pytest.raises(ValueError, match=r"weights\[0\] must have shape \(3, 4\)"):
+        net.weights = [np.zeros((4, 3)), np.zeros((4, 2))]
+    with pytest.raises(ValueError, match="weights must be a list of 2"):
+        net.weights = [np.zeros((3, 4))]
+    with pytest.raises(ValueError, match="bias=False"):
+        fastbp.Network([2, 1], bias=False).biases = [np.zeros(1)]
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-4, 2.0, np.nan])
+def test_bad_eps(net, data, eps):
+    with pytest.raises(ValueError, match="eps must be"):
+        fastbp.gradient_check(net, *data, eps=eps)
+
+
+def test_kernels_reject_mismatched_shapes_and_dtypes():
+    a = np.ones((4, 3))
+    with pytest.raises(ValueError, match="same number of rows"):
+        kernels.weight_gradient(a, np.ones((5, 2)))
+    with pytest.raises(ValueError, match="y, yhat and z must have one shape"):
+        kernels.output_delta(a, a, np.ones((4, 2)))
+    with pytest.raises(ValueError, match="expected delta_next"):
+        kernels.hidden_delta(np.ones((4, 2)), np.ones((3, 5)), a)
+    with pytest.raises(TypeError, match="inputs must share one float dtype"):
+        kernels.weight_gradient(a, np.ones((4, 2), np.float32))
+    with pytest.raises(TypeError, match="z must hold real numbers"):
+        kernels.sigmoid(np.ones(3, complex))
+    with pytest.raises(ValueError, match="a_prev must be a 2-D"):
+        kernels.weight_gradient(np.ones(3), np.ones((3, 1)))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        kernels.hidden_delta(a, np.ones((3, 3)), a, activation="swish")
+    with pytest.raises(ValueError, match="z must not be empty"):
+        kernels.sigmoid(np.ones((0, 3)))
+
+
+def test_kernels_reject_bad_out():
+    z = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 3\)"):
+        kernels.sigmoid(z, out=np.empty((3, 2)))
+    with pytest.raises(TypeError, match="out must have dtype float64"):
+        kernels.sigmoid(z, out=np.empty((2, 3), np.float32))
+    ro = np.empty((2, 3))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be writeable"):
+        kernels.sigmoid(z, out=ro)
+    with pytest.raises(TypeError, match="out must be a numpy.ndarray"):
+        kernels.sigmoid(z, out=[[0.0] * 3] * 2)
+    with pytest.raises(ValueError, match="accumulate=True needs an out"):
+        kernels.bias_gradient(z, accumulate=True)
+
+
+def test_tutorial_validates(data):
+    N = tutorial.Neural_Network()
+    with pytest.raises(ValueError, match="X must have 2 columns"):
+        N.forward(np.ones((3, 3)))
+    with pytest.raises(ValueError, match="params must have length 9"):
+        N.setParams(np.ones(8))
+    with pytest.raises(ValueError, match="l2 must be"):
+        N.Lambda = -1
