@@ -1,0 +1,92 @@
+"""Thread counts, concurrent training and the on-disk compilation cache."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastbp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Big enough that the products go through BLAS, which is where threads could matter.
+GRADIENT_SCRIPT = """
+import json, numpy as np, fastbp
+rng = np.random.default_rng(0)
+net = fastbp.Network([64, 96, 10], seed=1)
+X, y = rng.standard_normal((300, 64)), rng.random((300, 10))
+J, gW, gb = net.cost_and_gradients(X, y)
+print(json.dumps([J] + np.concatenate([g.ravel() for g in gW + gb]).tolist()))
+"""
+
+
+def _run(script, **env):
+    full_env = {**os.environ, **env}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=full_env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_gradient_does_not_depend_on_thread_count():
+    results = [
+        _run(GRADIENT_SCRIPT, NUMBA_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
+             OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
+        for t in (1, 2)
+    ]
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=0)
+
+
+def _train(seed, out):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((400, 8))
+    y = np.tanh(X[:, :2])
+    net = fastbp.Network([8, 32, 2], activation="tanh", output_activation="identity",
+                         loss="mse", seed=seed)
+    net.fit(X, y, epochs=15, batch_size=16, learning_rate=0.05, seed=seed)
+    out[seed] = net.get_params()
+
+
+def test_two_threads_train_like_one_after_the_other():
+    sequential, parallel = {}, {}
+    for seed in (1, 2):
+        _train(seed, sequential)
+    threads = [threading.Thread(target=_train, args=(s, parallel)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        np.testing.assert_array_equal(parallel[seed], sequential[seed])
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
+def test_two_processes_fill_an_empty_cache_at_once(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("FASTBP_NO_CACHE", None)
+    procs = [subprocess.Popen([sys.executable, "-c", GRADIENT_SCRIPT], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err
+    a, b = (np.array(json.loads(o.strip().splitlines()[-1])) for o, _ in outputs)
+    np.testing.assert_array_equal(a, b)
+    assert any(tmp_path.rglob("*.nbi")), "the cache was not redirected to NUMBA_CACHE_DIR"
+    np.testing.assert_array_equal(_run(GRADIENT_SCRIPT, NUMBA_CACHE_DIR=str(tmp_path)), a)
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
+def test_cache_can_be_switched_off(tmp_path):
+    script = "import fastbp.kernels as k; print(k.CACHE); " + GRADIENT_SCRIPT
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "FASTBP_NO_CACHE": "1",
+                              "NUMBA_CACHE_DIR": str(tmp_path)}, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "False"
+    assert not any(tmp_path.rglob("*.nbi"))
