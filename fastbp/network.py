@@ -69,6 +69,7 @@ class Network:
         self._params = np.zeros(n_params, self.dtype)
         self._grad = np.zeros(n_params, self.dtype)
         self._work = np.empty(0, self.dtype)
+        self._work_per_row = fused.workspace_size(self._layout, 1)
         rng = v.generator(seed)
         for W in self.weights:
             W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])
@@ -156,9 +157,9 @@ class Network:
         return X, y
 
     def _workspace(self, n):
-        size = fused.workspace_size(self._layout, n)
-        if self._work.size < size:
-            self._work = np.empty(size, self.dtype)
+        """A flat scratch buffer for passes over ``n`` rows, grown on demand."""
+        if self._work.size < n * self._work_per_row:
+            self._work = np.empty(n * self._work_per_row, self.dtype)
         return self._work
 
     # -- passes -----------------------------------------------------------------
