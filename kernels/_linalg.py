@@ -86,3 +86,62 @@ def column_sums(D, out, accumulate):
     for r in range(n):
         for j in range(m):
             out[j] += D[r, j]
+
+
+# Flat-offset variants for the fused network passes: operands are 1-D C arrays
+# holding row-major matrices at an offset. Tiny networks spend most of their
+# time creating array views, so the loop path indexes the flat buffers directly
+# and only the BLAS path builds 2-D views.
+
+
+@kernel
+def gemm_nn_flat(A, a0, B, b0, C, c0, n, k, m):
+    """``C = A @ B`` with A (n, k) at ``A[a0:]``, B (k, m) at ``B[b0:]``, C (n, m) at ``C[c0:]``."""
+    if n * k * m > SMALL_PRODUCT:
+        gemm_nn(A[a0 : a0 + n * k].reshape((n, k)), B[b0 : b0 + k * m].reshape((k, m)),
+                C[c0 : c0 + n * m].reshape((n, m)), False)
+        return
+    zero = C.dtype.type(0.0)
+    for i in range(n):
+        ci = c0 + i * m
+        for j in range(m):
+            C[ci + j] = zero
+        for p in range(k):
+            aip = A[a0 + i * k + p]
+            bp = b0 + p * m
+            for j in range(m):
+                C[ci + j] += aip * B[bp + j]
+
+
+@kernel
+def gemm_nt_flat(A, a0, B, b0, C, c0, n, k, m):
+    """``C = A @ B.T`` with A (n, k), B (m, k), C (n, m), each at its offset."""
+    if n * k * m > SMALL_PRODUCT:
+        gemm_nt(A[a0 : a0 + n * k].reshape((n, k)), B[b0 : b0 + m * k].reshape((m, k)),
+                C[c0 : c0 + n * m].reshape((n, m)), False)
+        return
+    for i in range(n):
+        for j in range(m):
+            s = C.dtype.type(0.0)
+            for p in range(k):
+                s += A[a0 + i * k + p] * B[b0 + j * k + p]
+            C[c0 + i * m + j] = s
+
+
+@kernel
+def gemm_tn_flat(A, a0, B, b0, C, c0, n, p, q):
+    """``C = A.T @ B`` with A (n, p), B (n, q), C (p, q), each at its offset."""
+    if n * p * q > SMALL_PRODUCT:
+        gemm_tn(A[a0 : a0 + n * p].reshape((n, p)), B[b0 : b0 + n * q].reshape((n, q)),
+                C[c0 : c0 + p * q].reshape((p, q)), False)
+        return
+    zero = C.dtype.type(0.0)
+    for i in range(p * q):
+        C[c0 + i] = zero
+    for r in range(n):
+        for i in range(p):
+            a = A[a0 + r * p + i]
+            ci = c0 + i * q
+            br = b0 + r * q
+            for j in range(q):
+                C[ci + j] += a * B[br + j]

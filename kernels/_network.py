@@ -11,7 +11,7 @@ import numpy as np
 
 from ._elementwise import activate_inplace, scale_by_prime_of_output
 from ._jit import kernel
-from ._linalg import column_sums, gemm_nn, gemm_nt, gemm_tn
+from ._linalg import gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
 
 HALF_SSE, MSE, CROSS_ENTROPY = 0, 1, 2
 _HEADER = 2  # layout[0] = number of layers L, layout[1] = loss code
@@ -68,13 +68,6 @@ def _act(layout, l):
 
 
 @kernel
-def _weights(params, layout, l):
-    n_in, n_out = _size(layout, l), _size(layout, l + 1)
-    off = _w_off(layout, l)
-    return params[off : off + n_in * n_out].reshape((n_in, n_out))
-
-
-@kernel
 def _activation_offset(layout, l, n):
     """Offset of layer ``l``'s activations (l = 0 is the first hidden layer)."""
     off = 0
@@ -86,61 +79,104 @@ def _activation_offset(layout, l, n):
 @kernel
 def _sections(layout, n):
     """Offsets of the output pre-activation and of the delta block in the workspace."""
-    total = 0
-    for i in range(layout[0]):
-        total += n * _size(layout, i + 1)
+    total = _activation_offset(layout, layout[0], n)
     return total, total + n * _size(layout, layout[0])
 
 
 @kernel
-def forward_pass(params, layout, X, work):
-    """Forward pass; layer ``l``'s activations land in ``work``, (n, n[l+1]) each.
+def _forward(params, layout, x, n, work):
+    """Forward pass over ``n`` rows of the flat row-major input ``x``.
 
-    The output layer's pre-activation ``z[L]`` is kept too (for the
-    cross-entropy cost). Returns the offset of the output activations.
+    Layer ``l``'s activations land in ``work`` (n, n[l+1]) one after the other;
+    the output pre-activation ``z[L]`` is kept too (for the cross-entropy cost).
+    Returns the offset of the output activations.
     """
-    n = X.shape[0]
     n_layers = layout[0]
     z_out, _ = _sections(layout, n)
-    a_prev = X
     off = 0
     for l in range(n_layers):
-        n_out = _size(layout, l + 1)
-        flat = work[off : off + n * n_out]
-        a = flat.reshape((n, n_out))
-        gemm_nn(a_prev, _weights(params, layout, l), a, False)
+        n_in, n_out = _size(layout, l), _size(layout, l + 1)
+        if l == 0:
+            gemm_nn_flat(x, 0, params, _w_off(layout, l), work, off, n, n_in, n_out)
+        else:
+            gemm_nn_flat(work, off - n * n_in, params, _w_off(layout, l), work, off,
+                         n, n_in, n_out)
         b = _b_off(layout, l)
         if b >= 0:
             for i in range(n):
                 for j in range(n_out):
-                    a[i, j] += params[b + j]
+                    work[off + i * n_out + j] += params[b + j]
         if l == n_layers - 1:
-            work[z_out : z_out + n * n_out] = flat
-        activate_inplace(flat, _act(layout, l))
-        a_prev = a
+            for i in range(n * n_out):
+                work[z_out + i] = work[off + i]
+        activate_inplace(work[off : off + n * n_out], _act(layout, l))
         off += n * n_out
     return off - n * _size(layout, n_layers)
 
 
 @kernel
-def _output_delta_and_cost(yhat, z, y, delta, loss, code, n, data_scale):
+def forward_pass(params, layout, X, work):
+    """Forward pass for ``X`` (n, n0); returns the offset of ``yhat`` in ``work``."""
+    return _forward(params, layout, X.reshape(X.size), X.shape[0], work)
+
+
+@kernel
+def _output_delta_and_cost(work, out_off, z_off, d_off, y, loss, code, n, data_scale):
     """Write ``delta[L] = dJ/dz[L]`` (scaled) and return the scaled data cost."""
     cost = 0.0
+    m = y.size
     if loss == CROSS_ENTROPY:
         # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z; delta = s(z) - y
         scale = data_scale / n
-        for i in range(y.size):
-            zi = z[i]
+        for i in range(m):
+            zi = work[z_off + i]
             cost += max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi
-            delta[i] = (yhat[i] - y[i]) * scale
+            work[d_off + i] = (work[out_off + i] - y[i]) * scale
         return cost * scale
     scale = data_scale * (2.0 / n if loss == MSE else 1.0)
-    for i in range(y.size):
-        r = yhat[i] - y[i]
+    for i in range(m):
+        r = work[out_off + i] - y[i]
         cost += r * r
-        delta[i] = r * scale
-    scale_by_prime_of_output(delta, yhat, code)
+        work[d_off + i] = r * scale
+    scale_by_prime_of_output(work[d_off : d_off + m], work[out_off : out_off + m], code)
     return cost * (data_scale / n if loss == MSE else 0.5 * data_scale)
+
+
+@kernel
+def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale):
+    n_layers = layout[0]
+    out_off = _forward(params, layout, x, n, work)
+    z_out, delta0 = _sections(layout, n)
+    cost = _output_delta_and_cost(work, out_off, z_out, delta0 + out_off, y, layout[1],
+                                  _act(layout, n_layers - 1), n, data_scale)
+    l2_cost = 0.0
+    for l in range(n_layers - 1, -1, -1):
+        n_in, n_out = _size(layout, l), _size(layout, l + 1)
+        d_off = delta0 + _activation_offset(layout, l, n)
+        w = _w_off(layout, l)
+        if l == 0:
+            gemm_tn_flat(x, 0, work, d_off, grad, w, n, n_in, n_out)
+        else:
+            a_off = _activation_offset(layout, l - 1, n)
+            gemm_tn_flat(work, a_off, work, d_off, grad, w, n, n_in, n_out)
+        b = _b_off(layout, l)
+        if b >= 0:
+            for j in range(n_out):
+                grad[b + j] = 0.0
+            for i in range(n):
+                for j in range(n_out):
+                    grad[b + j] += work[d_off + i * n_out + j]
+        if l2 != 0.0:
+            for i in range(w, w + n_in * n_out):
+                l2_cost += params[i] * params[i]
+                grad[i] += l2 * params[i]
+        if l > 0:
+            a_off = _activation_offset(layout, l - 1, n)
+            dp_off = delta0 + a_off
+            gemm_nt_flat(work, d_off, params, w, work, dp_off, n, n_out, n_in)
+            scale_by_prime_of_output(work[dp_off : dp_off + n * n_in],
+                                     work[a_off : a_off + n * n_in], _act(layout, l - 1))
+    return cost + 0.5 * l2 * l2_cost
 
 
 @kernel
@@ -150,53 +186,8 @@ def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
     ``X`` (n, n0) and ``y`` (n, nL) are C-contiguous of the params' dtype; ``grad``
     has the shape and layout of ``params``. Returns the cost as float64.
     """
-    n = X.shape[0]
-    n_layers = layout[0]
-    out_off = forward_pass(params, layout, X, work)
-    z_out, delta0 = _sections(layout, n)
-    n_out = _size(layout, n_layers)
-    m = n * n_out
-    cost = _output_delta_and_cost(
-        work[out_off : out_off + m],
-        work[z_out : z_out + m],
-        y.reshape(m),
-        work[delta0 + out_off : delta0 + out_off + m],
-        layout[1],
-        _act(layout, n_layers - 1),
-        n,
-        data_scale,
-    )
-    l2_cost = 0.0
-    for l in range(n_layers - 1, -1, -1):
-        n_in, n_out = _size(layout, l), _size(layout, l + 1)
-        d_off = delta0 + _activation_offset(layout, l, n)
-        delta = work[d_off : d_off + n * n_out].reshape((n, n_out))
-        W = _weights(params, layout, l)
-        w = _w_off(layout, l)
-        dW = grad[w : w + n_in * n_out].reshape((n_in, n_out))
-        if l == 0:
-            gemm_tn(X, delta, dW, False)
-        else:
-            a_off = _activation_offset(layout, l - 1, n)
-            gemm_tn(work[a_off : a_off + n * n_in].reshape((n, n_in)), delta, dW, False)
-        b = _b_off(layout, l)
-        if b >= 0:
-            column_sums(delta, grad[b : b + n_out], False)
-        if l2 != 0.0:
-            flat_w = params[w : w + n_in * n_out]
-            flat_dw = grad[w : w + n_in * n_out]
-            for i in range(flat_w.size):
-                l2_cost += flat_w[i] * flat_w[i]
-                flat_dw[i] += l2 * flat_w[i]
-        if l > 0:
-            a_off = _activation_offset(layout, l - 1, n)
-            dp_off = delta0 + a_off
-            delta_prev = work[dp_off : dp_off + n * n_in]
-            gemm_nt(delta, W, delta_prev.reshape((n, n_in)), False)
-            scale_by_prime_of_output(
-                delta_prev, work[a_off : a_off + n * n_in], _act(layout, l - 1)
-            )
-    return cost + 0.5 * l2 * l2_cost
+    return _cost_and_gradient(params, layout, X.reshape(X.size), y.reshape(y.size),
+                              X.shape[0], work, grad, l2, data_scale)
 
 
 @kernel
@@ -215,12 +206,12 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
         m = min(batch_size, n - start)
         for r in range(m):
             src = order[start + r]
-            X_batch[r * n_in : (r + 1) * n_in] = X[src]
-            y_batch[r * n_out : (r + 1) * n_out] = y[src]
-        xb = X_batch[: m * n_in].reshape((m, n_in))
-        yb = y_batch[: m * n_out].reshape((m, n_out))
-        cost_and_gradient(params, layout, xb, yb, work, grad, l2,
-                          1.0 / m if per_example else 1.0)
+            for j in range(n_in):
+                X_batch[r * n_in + j] = X[src, j]
+            for j in range(n_out):
+                y_batch[r * n_out + j] = y[src, j]
+        _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out], m, work, grad, l2,
+                           1.0 / m if per_example else 1.0)
         if momentum != 0.0:
             for i in range(params.size):
                 velocity[i] = momentum * velocity[i] - learning_rate * grad[i]
@@ -235,19 +226,10 @@ def cost_only(params, layout, X, y, work, l2):
     """The cost of :func:`cost_and_gradient` without the backward pass."""
     n = X.shape[0]
     n_layers = layout[0]
-    out_off = forward_pass(params, layout, X, work)
+    out_off = _forward(params, layout, X.reshape(X.size), n, work)
     z_out, delta0 = _sections(layout, n)
-    m = n * _size(layout, n_layers)
-    cost = _output_delta_and_cost(
-        work[out_off : out_off + m],
-        work[z_out : z_out + m],
-        y.reshape(m),
-        work[delta0 + out_off : delta0 + out_off + m],
-        layout[1],
-        _act(layout, n_layers - 1),
-        n,
-        1.0,
-    )
+    cost = _output_delta_and_cost(work, out_off, z_out, delta0 + out_off, y.reshape(y.size),
+                                  layout[1], _act(layout, n_layers - 1), n, 1.0)
     if l2 == 0.0:
         return cost
     l2_cost = 0.0
