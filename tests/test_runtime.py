@@ -39,7 +39,9 @@ def test_gradient_does_not_depend_on_thread_count():
              OMP_NUM_THREADS=str(t), MKL_NUM_THREADS=str(t))
         for t in (1, 2)
     ]
-    np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=0)
+    # relative to the gradient's norm: BLAS may split sums differently per thread count
+    diff = np.linalg.norm(results[0] - results[1]) / np.linalg.norm(results[1])
+    assert diff <= 1e-12, diff
 
 
 def _train(seed, out):
