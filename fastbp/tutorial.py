@@ -12,7 +12,6 @@ with the squares summed over every weight, and gradients ``... / n + Lambda * W`
 """
 
 import numpy as np
-import scipy.optimize
 
 from . import kernels
 from .network import Network
@@ -138,6 +137,8 @@ class trainer:
         self.X, self.y = trainX, trainY
         self.testX, self.testY = testX, testY
         self.J, self.testJ = [], []
+        import scipy.optimize  # imported on first use, as in fastbp.training
+
         params0 = self.N.getParams()
         options = {"maxiter": 200, "disp": False}
         _res = scipy.optimize.minimize(
