@@ -1,0 +1,109 @@
+"""Whole-network workloads W1-W3: time and peak memory."""
+
+from . import peers
+from .common import (
+    DTYPES,
+    IMPLS,
+    NETWORK_IMPLS,
+    W2_BATCH_SIZES,
+    mnist_like,
+    prepared,
+    require_fit,
+    w2_call,
+    w3_call,
+    wide_batch,
+)
+
+
+class W1SeedNetwork:
+    """The seed example: Network([2, 3, 1], bias=False) on three examples."""
+
+    params = [IMPLS, DTYPES]
+    param_names = ["impl", "dtype"]
+
+    def setup(self, impl, dtype):
+        self.public = prepared("w1", impl, dtype, False)
+        self.flat = prepared("w1", impl, dtype, True)
+
+    def time_cost_and_gradients(self, impl, dtype):
+        self.public()
+
+    def time_flat_cost_and_gradient(self, impl, dtype):
+        """The pre-validated flat call each BFGS iteration makes."""
+        self.flat()
+
+
+class W2SGDEpoch:
+    """One SGD epoch, 784-128-10 sigmoid, 60000 MNIST-shaped examples."""
+
+    params = [NETWORK_IMPLS, DTYPES, W2_BATCH_SIZES]
+    param_names = ["impl", "dtype", "batch_size"]
+    number = 1
+    repeat = (2, 5, 20.0)
+    warmup_time = 0
+    timeout = 900
+
+    def setup(self, impl, dtype, batch_size):
+        self.epoch = prepared("w2", impl, dtype, batch_size)
+
+    def time_sgd_epoch(self, impl, dtype, batch_size):
+        self.epoch()
+
+
+class W3WideBatch:
+    """One full-batch cost_and_gradients: 4096 examples, 1024-1024-1024-10."""
+
+    params = [NETWORK_IMPLS, DTYPES]
+    param_names = ["impl", "dtype"]
+    number = 1
+    repeat = (3, 10, 20.0)
+    warmup_time = 0
+    timeout = 600
+
+    def setup(self, impl, dtype):
+        self.call = prepared("w3", impl, dtype)
+
+    def time_cost_and_gradients(self, impl, dtype):
+        self.call()
+
+
+class PeakMemW2:
+    """Process peak RSS over one SGD epoch (batch 128). It includes the data:
+    60000 x 784 inputs, 188 MB in float32, 376 MB in float64."""
+
+    params = [NETWORK_IMPLS, DTYPES]
+    param_names = ["impl", "dtype"]
+    batch_size = 128
+    timeout = 900
+
+    def setup(self, impl, dtype):
+        if impl in peers.PEERS:
+            peers.require(impl)
+        else:
+            require_fit()
+            # compile on a tiny problem of the same dtype and layout: little memory
+            w2_call(impl, dtype, self.batch_size, mnist_like(dtype, 256))()
+        self.data = mnist_like(dtype)
+
+    def peakmem_sgd_epoch(self, impl, dtype):
+        w2_call(impl, dtype, self.batch_size, self.data)()
+
+
+class PeakMemW3:
+    """Process peak RSS over one W3 cost_and_gradients (the 4096 x 1024 inputs
+    are 16 MB in float32, 32 MB in float64; the weights 8 or 17 MB)."""
+
+    params = [NETWORK_IMPLS, DTYPES]
+    param_names = ["impl", "dtype"]
+    timeout = 600
+
+    def setup(self, impl, dtype):
+        if impl in peers.PEERS:
+            peers.require(impl)
+        else:
+            w3_call(impl, dtype, wide_batch(dtype, 8))()
+        self.data = wide_batch(dtype)
+
+    def peakmem_cost_and_gradients(self, impl, dtype):
+        w3_call(impl, dtype, self.data)()
+

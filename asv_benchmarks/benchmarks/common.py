@@ -1,0 +1,188 @@
+"""Workloads shared by the benchmark modules and ``tools/ratios.py``.
+
+Each ``*_call(impl, dtype, ...)`` builds one workload for one implementation and
+returns a zero-argument callable that runs it once. :func:`prepared` memoises
+the callable and calls it once before handing it out, which compiles the Numba
+specialisation for exactly the dtype and memory layout that is then timed; asv
+re-runs ``setup`` before every sample, so the memoisation keeps that cheap.
+
+The implementations come from :mod:`fastbp.registry`, the same registry the
+equivalence tests use; optional peers (PyTorch, scikit-learn) live in
+:mod:`.peers` and are listed only where they are importable.
+"""
+
+import functools
+import statistics
+import time
+
+import numpy as np
+
+import fastbp
+from fastbp.registry import IMPLEMENTATIONS, NETWORK_BACKENDS, kernel_inputs
+
+from . import peers
+
+REFERENCE, FASTBP = "numpy-reference", "fastbp"
+IMPLS = list(IMPLEMENTATIONS)
+#: Implementations of whole-network workloads: the registry plus importable peers.
+NETWORK_IMPLS = IMPLS + peers.AVAILABLE
+DTYPES = ["float32", "float64"]
+
+KERNELS = ["sigmoid", "hidden_delta", "weight_gradient"]
+#: Activation shapes (examples x units); the next layer has as many units.
+KERNEL_SHAPES = {"256x128": (256, 128), "4096x1024": (4096, 1024)}
+
+W2_SIZES = (784, 128, 10)
+W2_EXAMPLES = 60000
+W2_BATCH_SIZES = [32, 128]
+W2_LEARNING_RATE = 0.1
+W3_SIZES = (1024, 1024, 1024, 10)
+W3_EXAMPLES = 4096
+
+
+# -- kernels ---------------------------------------------------------------------
+
+
+def kernel_call(impl, name, shape, dtype):
+    """One call of kernel ``name`` writing into a preallocated ``out=``."""
+    fn = getattr(IMPLEMENTATIONS[impl], name)
+    n, m = KERNEL_SHAPES[shape]
+    args = kernel_inputs(name, n, m, dtype=dtype)
+    out = np.empty_like(fn(*args))
+    return functools.partial(fn, *args, out=out)
+
+
+# -- W1: the seed network ----------------------------------------------------------
+
+
+def seed_data(dtype):
+    """The seed example: sleep and study hours -> test score, normalised."""
+    X = np.array([[3, 5], [5, 1], [10, 2]], dtype=dtype)
+    y = np.array([[75], [82], [93]], dtype=dtype)
+    return X / X.max(axis=0), y / 100
+
+
+def seed_network(impl, dtype):
+    """Network([2, 3, 1], bias=False) with the seed's legacy-generator weights."""
+    net = fastbp.Network([2, 3, 1], bias=False, dtype=dtype, backend=NETWORK_BACKENDS[impl])
+    legacy = np.random.RandomState(0)
+    net.weights = [legacy.standard_normal((2, 3)), legacy.standard_normal((3, 1))]
+    return net
+
+
+def w1_call(impl, dtype, flat=False):
+    """``cost_and_gradients``, or with ``flat`` the validated flat call BFGS makes."""
+    net = seed_network(impl, dtype)
+    X, y = seed_data(dtype)
+    if flat:
+        X, y = net._check_Xy(X, y)
+        return functools.partial(net._flat_cost_and_gradient, X, y)
+    return functools.partial(net.cost_and_gradients, X, y)
+
+
+# -- W2: MNIST-shaped SGD ------------------------------------------------------------
+
+
+@functools.cache
+def mnist_like(dtype, n=W2_EXAMPLES):
+    """``n`` random examples: X (n, 784) in [0, 1), y (n, 10) one-hot."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n, W2_SIZES[0]), dtype=np.dtype(dtype))
+    y = np.eye(W2_SIZES[-1], dtype=dtype)[rng.integers(0, W2_SIZES[-1], n)]
+    return X, y
+
+
+def require_fit():
+    if not hasattr(fastbp.Network, "fit"):
+        raise NotImplementedError("fastbp.Network has no fit() in this version")
+
+
+def w2_call(impl, dtype, batch_size, data=None):
+    """One SGD epoch over ``data`` (default :func:`mnist_like`), from the same
+    initial weights on every call."""
+    X, y = mnist_like(dtype) if data is None else data
+    if impl in peers.PEERS:
+        return peers.w2_call(impl, X, y, batch_size, W2_SIZES, W2_LEARNING_RATE)
+    require_fit()
+    net = fastbp.Network(W2_SIZES, dtype=dtype, backend=NETWORK_BACKENDS[impl], seed=0)
+    initial = net.get_params()
+
+    def epoch():
+        net.set_params(initial)
+        return net.fit(X, y, method="sgd", epochs=1, batch_size=batch_size,
+                       learning_rate=W2_LEARNING_RATE, seed=0)
+
+    return epoch
+
+
+# -- W3: wide full batch -----------------------------------------------------------
+
+
+@functools.cache
+def wide_batch(dtype, n=W3_EXAMPLES):
+    """X (n, 1024) in [0, 1), y (n, 10) one-hot."""
+    rng = np.random.default_rng(1)
+    X = rng.random((n, W3_SIZES[0]), dtype=np.dtype(dtype))
+    y = np.eye(W3_SIZES[-1], dtype=dtype)[rng.integers(0, W3_SIZES[-1], n)]
+    return X, y
+
+
+def w3_call(impl, dtype, data=None):
+    """One full-batch forward and backward pass (``cost_and_gradients``)."""
+    X, y = wide_batch(dtype) if data is None else data
+    if impl in peers.PEERS:
+        return peers.w3_call(impl, X, y, W3_SIZES)
+    net = fastbp.Network(W3_SIZES, dtype=dtype, backend=NETWORK_BACKENDS[impl], seed=0)
+    return functools.partial(net.cost_and_gradients, X, y)
+
+
+def w3_matmul_flops(n=W3_EXAMPLES, sizes=W3_SIZES):
+    """Floating-point operations of the matmuls in one W3 pass: forward
+    ``a @ W``, gradients ``a.T @ delta`` and the hidden deltas ``delta @ W.T``."""
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    macs = 2 * sum(a * b for a, b in pairs) + sum(a * b for a, b in pairs[1:])
+    return 2 * n * macs
+
+
+# -- preparation and timing ----------------------------------------------------------
+
+WORKLOADS = {"kernel": kernel_call, "w1": w1_call, "w2": w2_call, "w3": w3_call}
+
+
+@functools.cache
+def prepared(workload, *args):
+    """The callable of ``WORKLOADS[workload](*args)``, already called once."""
+    call = WORKLOADS[workload](*args)
+    call()
+    return call
+
+
+def _sample(call, number):
+    start = time.perf_counter()
+    for _ in range(number):
+        call()
+    return (time.perf_counter() - start) / number
+
+
+def median_seconds(calls, repeat=5, min_sample=0.05):
+    """Median seconds per call of each callable in ``calls``.
+
+    Each sample runs a callable often enough to last ``min_sample`` seconds; the
+    callables take turns sample by sample, so drift affects them alike.
+    """
+    numbers = [max(1, int(min_sample / _sample(call, 1))) for call in calls]
+    samples = [[] for _ in calls]
+    for _ in range(repeat):
+        for call, number, out in zip(calls, numbers, samples):
+            out.append(_sample(call, number))
+    return [statistics.median(s) for s in samples]
+
+
+def gemm_gflops(dtype, n=2048, repeat=5):
+    """GFLOP/s of ``np.dot`` on two n x n matrices (``2 n**3`` operations)."""
+    rng = np.random.default_rng(0)
+    A, B = (rng.random((n, n)).astype(dtype) for _ in range(2))
+    out = np.empty((n, n), dtype)
+    np.dot(A, B, out=out)
+    (seconds,) = median_seconds([lambda: np.dot(A, B, out=out)], repeat=repeat)
+    return 2 * n**3 / seconds / 1e9

@@ -1,0 +1,102 @@
+"""Optional peers for the whole-network workloads: PyTorch CPU autograd and
+scikit-learn's MLP ``partial_fit``. Each is listed in ``AVAILABLE`` only when it
+can be imported; neither is a dependency of fastbp.
+
+The peers run the same layer sizes, sigmoid hidden layers and batch sizes; their
+losses and output layers follow their own conventions (scikit-learn:
+cross-entropy with logistic outputs for W2, identity outputs for W3), so they
+are comparable in cost, not bit for bit. PyTorch is pinned to one thread.
+"""
+
+import importlib.util
+
+import numpy as np
+
+#: Peer name -> module that must be importable.
+PEERS = {"torch-cpu": "torch", "sklearn-mlp": "sklearn"}
+AVAILABLE = [name for name, module in PEERS.items() if importlib.util.find_spec(module)]
+
+
+def require(impl):
+    if impl not in AVAILABLE:
+        raise NotImplementedError(f"{PEERS[impl]} is not installed")
+
+
+def _torch_model(sizes, dtype):
+    import torch
+
+    torch.set_num_threads(1)
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(n_in, n_out), torch.nn.Sigmoid()]
+    torch.manual_seed(0)
+    return torch.nn.Sequential(*layers).to(getattr(torch, str(dtype)))
+
+
+def _sklearn_mlp(kind, sizes, batch_size, learning_rate, shuffle):
+    from sklearn import neural_network
+
+    return getattr(neural_network, kind)(
+        hidden_layer_sizes=tuple(sizes[1:-1]), activation="logistic", solver="sgd",
+        alpha=0.0, batch_size=batch_size, learning_rate_init=learning_rate, momentum=0.0,
+        nesterovs_momentum=False, shuffle=shuffle, random_state=0,
+    )
+
+
+def w2_call(impl, X, y, batch_size, sizes, learning_rate):
+    """One SGD epoch of mini-batches over ``X`` from the same initial weights,
+    followed by the full-data loss (as ``Network.fit`` records it)."""
+    require(impl)
+    if impl == "sklearn-mlp":
+        classes = np.arange(y.shape[1])
+        template = _sklearn_mlp("MLPClassifier", sizes, batch_size, learning_rate, True)
+
+        def epoch():
+            from sklearn.base import clone
+
+            mlp = clone(template).partial_fit(X, y, classes=classes)
+            return float(0.5 * ((mlp.predict_proba(X) - y) ** 2).sum())
+
+        return epoch
+
+    import torch
+
+    model = _torch_model(sizes, X.dtype)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def epoch():
+        model.load_state_dict(initial)
+        order = torch.randperm(len(Xt), generator=torch.Generator().manual_seed(0))
+        for idx in order.split(batch_size):
+            opt.zero_grad(set_to_none=True)
+            loss = 0.5 * ((model(Xt[idx]) - yt[idx]) ** 2).sum() / len(idx)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            return float(0.5 * ((model(Xt) - yt) ** 2).sum())
+
+    return epoch
+
+
+def w3_call(impl, X, y, sizes):
+    """One full-batch forward and backward pass (scikit-learn: one full-batch
+    ``partial_fit`` step, which adds the weight update)."""
+    require(impl)
+    if impl == "sklearn-mlp":
+        mlp = _sklearn_mlp("MLPRegressor", sizes, len(X), 0.1, False)
+        return lambda: mlp.partial_fit(X, y)
+
+    import torch
+
+    model = _torch_model(sizes, X.dtype)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        loss = 0.5 * ((model(Xt) - yt) ** 2).sum()
+        loss.backward()
+        return float(loss)
+
+    return step

@@ -1,0 +1,127 @@
+"""Time every workload of the asv suite in one process, without asv.
+
+Prints, per workload and dtype, the median seconds of the NumPy reference and of
+fastbp and their ratio (reference / fastbp, higher is better for fastbp), then the
+single-thread ``np.dot`` GEMM rate on 2048 x 2048 matrices and the fraction of it
+that the W3 matmuls reach. Every thread pool is pinned to one thread.
+
+    python tools/ratios.py                      # everything (about a minute)
+    python tools/ratios.py --only "W1|sigmoid"  # a subset (regular expression)
+    python tools/ratios.py --plot ratios.png    # also a bar chart (matplotlib)
+"""
+
+import os
+
+for _name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import argparse  # noqa: E402
+import re  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+
+#: Workload label -> (samples, function (impl, dtype) -> arguments of common.prepared).
+WORKLOADS = {
+    "W1 cost_and_gradients": (7, lambda impl, dt: ("w1", impl, dt, False)),
+    "W1 flat (BFGS call)": (7, lambda impl, dt: ("w1", impl, dt, True)),
+    "W2 SGD epoch, batch 32": (3, lambda impl, dt: ("w2", impl, dt, 32)),
+    "W2 SGD epoch, batch 128": (3, lambda impl, dt: ("w2", impl, dt, 128)),
+    "W3 cost_and_gradients": (5, lambda impl, dt: ("w3", impl, dt)),
+    **{
+        f"{kernel} {shape}": (7, lambda impl, dt, k=kernel, s=shape: ("kernel", impl, k, s, dt))
+        for kernel in common.KERNELS
+        for shape in common.KERNEL_SHAPES
+    },
+}
+W3 = "W3 cost_and_gradients"
+
+
+def measure(only, dtypes):
+    """Rows ``(workload, dtype, reference seconds, fastbp seconds)``."""
+    rows = []
+    for label, (samples, args) in WORKLOADS.items():
+        if only and not re.search(only, label):
+            continue
+        for dt in dtypes:
+            try:
+                calls = [common.prepared(*args(impl, dt))
+                         for impl in (common.REFERENCE, common.FASTBP)]
+            except NotImplementedError as exc:
+                print(f"{label:26} {dt:8} skipped: {exc}")
+                continue
+            ref, fast = common.median_seconds(calls, repeat=samples)
+            rows.append((label, dt, ref, fast))
+            print(f"{label:26} {dt:8} {_fmt(ref):>10} {_fmt(fast):>10} {ref / fast:7.2f}x",
+                  flush=True)
+    return rows
+
+
+def _fmt(seconds):
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def gemm_report(rows, dtypes):
+    print(f"\nnp.dot 2048 x 2048, one thread; W3 matmuls: {common.w3_matmul_flops() / 1e9:.1f} "
+          "GFLOP per call")
+    w3 = {dt: (ref, fast) for label, dt, ref, fast in rows if label == W3}
+    for dt in dtypes:
+        peak = common.gemm_gflops(dt)
+        line = f"  {dt:8} GEMM {peak:6.1f} GFLOP/s"
+        if dt in w3:
+            ref, fast = (common.w3_matmul_flops() / t / 1e9 for t in w3[dt])
+            line += (f"   W3 reference {ref:6.1f} GFLOP/s ({ref / peak:4.0%}),"
+                     f" fastbp {fast:6.1f} GFLOP/s ({fast / peak:4.0%})")
+        print(line)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = list(dict.fromkeys(label for label, *_ in rows))
+    dtypes = list(dict.fromkeys(dt for _, dt, *_ in rows))
+    ratio = {(label, dt): ref / fast for label, dt, ref, fast in rows}
+    y = np.arange(len(labels))
+    height = 0.8 / len(dtypes)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
+    for i, dt in enumerate(dtypes):
+        ax.barh(y + i * height, [ratio.get((label, dt), np.nan) for label in labels],
+                height, label=dt)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(y + height * (len(dtypes) - 1) / 2, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("speedup of fastbp over the NumPy reference (one thread)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"\nwrote {path}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="regular expression selecting workloads")
+    parser.add_argument("--dtype", choices=common.DTYPES, action="append",
+                        help="dtype to run (repeatable; default: both)")
+    parser.add_argument("--plot", metavar="PATH", help="save a bar chart of the ratios")
+    args = parser.parse_args(argv)
+    dtypes = args.dtype or common.DTYPES
+
+    print(f"{'workload':26} {'dtype':8} {'reference':>10} {'fastbp':>10} {'ratio':>8}")
+    rows = measure(args.only, dtypes)
+    gemm_report(rows, dtypes)
+    if args.plot:
+        plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()
