@@ -9,7 +9,7 @@ keeps Numba's per-call overhead small for tiny networks.
 
 import numpy as np
 
-from ._elementwise import activate_inplace, scale_by_prime_of_output
+from ._elementwise import RELU, SIGMOID, TANH, activate_inplace
 from ._jit import kernel
 from ._linalg import gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
 
@@ -40,11 +40,13 @@ def make_layout(sizes, activation_codes, bias, loss_code):
 
 
 def workspace_size(layout, n_examples):
-    """Length of the flat workspace one pass over ``n_examples`` rows needs."""
+    """Length of the flat workspace one pass over ``n_examples`` rows needs:
+    every layer's activations, the output pre-activation, and one scratch block
+    as wide as the widest hidden layer (deltas overwrite the activations)."""
     n_layers = int(layout[0])
-    sizes = layout[_HEADER : _HEADER + n_layers + 1]
-    hidden_and_out = int(sizes[1:].sum())
-    return n_examples * (2 * hidden_and_out + int(sizes[-1]))
+    sizes = [int(s) for s in layout[_HEADER : _HEADER + n_layers + 1]]
+    widest_hidden = max(sizes[1:-1], default=0)
+    return n_examples * (sum(sizes[1:]) + sizes[-1] + widest_hidden)
 
 
 @kernel
@@ -78,9 +80,43 @@ def _activation_offset(layout, l, n):
 
 @kernel
 def _sections(layout, n):
-    """Offsets of the output pre-activation and of the delta block in the workspace."""
+    """Offsets of the output pre-activation and of the scratch block in the workspace."""
     total = _activation_offset(layout, layout[0], n)
     return total, total + n * _size(layout, layout[0])
+
+
+@kernel
+def _prime_from_output(a, code, one):
+    """``f'(z)`` written in terms of the stored ``a = f(z)`` (exact for all four)."""
+    if code == SIGMOID:
+        return a * (one - a)
+    if code == TANH:
+        return one - a * a
+    if code == RELU:
+        return one if a > 0 else one - one
+    return one
+
+
+@kernel
+def _backprop_into_activations(work, src, dst, size, code):
+    """``work[dst:] = work[src:] * f'(work[dst:])``: delta[l] replaces a[l], whose
+    only remaining use is its own derivative. One loop per activation so that
+    each loop vectorises."""
+    one = work.dtype.type(1.0)
+    if code == SIGMOID:
+        for i in range(size):
+            a = work[dst + i]
+            work[dst + i] = work[src + i] * (a * (one - a))
+    elif code == TANH:
+        for i in range(size):
+            a = work[dst + i]
+            work[dst + i] = work[src + i] * (one - a * a)
+    elif code == RELU:
+        for i in range(size):
+            work[dst + i] = work[src + i] if work[dst + i] > 0 else one - one
+    else:
+        for i in range(size):
+            work[dst + i] = work[src + i]
 
 
 @kernel
@@ -121,24 +157,28 @@ def forward_pass(params, layout, X, work):
 
 
 @kernel
-def _output_delta_and_cost(work, out_off, z_off, d_off, y, loss, code, n, data_scale):
-    """Write ``delta[L] = dJ/dz[L]`` (scaled) and return the scaled data cost."""
+def _output_delta_and_cost(work, out_off, z_off, y, loss, code, n, data_scale, with_delta):
+    """Return the scaled data cost; with ``with_delta`` overwrite the output
+    activations by ``delta[L] = dJ/dz[L]`` (scaled)."""
     cost = 0.0
     m = y.size
+    one = work.dtype.type(1.0)
     if loss == CROSS_ENTROPY:
         # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z; delta = s(z) - y
         scale = data_scale / n
         for i in range(m):
             zi = work[z_off + i]
             cost += max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi
-            work[d_off + i] = (work[out_off + i] - y[i]) * scale
+            if with_delta:
+                work[out_off + i] = (work[out_off + i] - y[i]) * scale
         return cost * scale
     scale = data_scale * (2.0 / n if loss == MSE else 1.0)
     for i in range(m):
-        r = work[out_off + i] - y[i]
+        a = work[out_off + i]
+        r = a - y[i]
         cost += r * r
-        work[d_off + i] = r * scale
-    scale_by_prime_of_output(work[d_off : d_off + m], work[out_off : out_off + m], code)
+        if with_delta:
+            work[out_off + i] = r * scale * _prime_from_output(a, code, one)
     return cost * (data_scale / n if loss == MSE else 0.5 * data_scale)
 
 
@@ -146,13 +186,13 @@ def _output_delta_and_cost(work, out_off, z_off, d_off, y, loss, code, n, data_s
 def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale):
     n_layers = layout[0]
     out_off = _forward(params, layout, x, n, work)
-    z_out, delta0 = _sections(layout, n)
-    cost = _output_delta_and_cost(work, out_off, z_out, delta0 + out_off, y, layout[1],
-                                  _act(layout, n_layers - 1), n, data_scale)
+    z_out, scratch = _sections(layout, n)
+    cost = _output_delta_and_cost(work, out_off, z_out, y, layout[1],
+                                  _act(layout, n_layers - 1), n, data_scale, True)
     l2_cost = 0.0
     for l in range(n_layers - 1, -1, -1):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
-        d_off = delta0 + _activation_offset(layout, l, n)
+        d_off = _activation_offset(layout, l, n)  # delta[l] lives where a[l] was
         w = _w_off(layout, l)
         if l == 0:
             gemm_tn_flat(x, 0, work, d_off, grad, w, n, n_in, n_out)
@@ -171,11 +211,9 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale):
                 l2_cost += params[i] * params[i]
                 grad[i] += l2 * params[i]
         if l > 0:
-            a_off = _activation_offset(layout, l - 1, n)
-            dp_off = delta0 + a_off
-            gemm_nt_flat(work, d_off, params, w, work, dp_off, n, n_out, n_in)
-            scale_by_prime_of_output(work[dp_off : dp_off + n * n_in],
-                                     work[a_off : a_off + n * n_in], _act(layout, l - 1))
+            gemm_nt_flat(work, d_off, params, w, work, scratch, n, n_out, n_in)
+            _backprop_into_activations(work, scratch, _activation_offset(layout, l - 1, n),
+                                       n * n_in, _act(layout, l - 1))
     return cost + 0.5 * l2 * l2_cost
 
 
@@ -227,9 +265,9 @@ def cost_only(params, layout, X, y, work, l2):
     n = X.shape[0]
     n_layers = layout[0]
     out_off = _forward(params, layout, X.reshape(X.size), n, work)
-    z_out, delta0 = _sections(layout, n)
-    cost = _output_delta_and_cost(work, out_off, z_out, delta0 + out_off, y.reshape(y.size),
-                                  layout[1], _act(layout, n_layers - 1), n, 1.0)
+    z_out, _ = _sections(layout, n)
+    cost = _output_delta_and_cost(work, out_off, z_out, y.reshape(y.size), layout[1],
+                                  _act(layout, n_layers - 1), n, 1.0, False)
     if l2 == 0.0:
         return cost
     l2_cost = 0.0

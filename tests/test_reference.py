@@ -19,9 +19,11 @@ def _random_network(rng, sizes, bias):
     return weights, biases
 
 
-@pytest.mark.parametrize("activation,loss,bias,l2", CASES)
-def test_reference_gradient_matches_central_differences(activation, loss, bias, l2):
-    rng = np.random.default_rng(abs(hash((activation, loss, bias, l2))) % 2**32)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_reference_gradient_matches_central_differences(case, seed):
+    activation, loss, bias, l2 = CASES[case]
+    rng = np.random.default_rng([case, seed])
     sizes = [3, 5, 4, 2]
     acts = [activation, activation, "sigmoid" if loss == "cross_entropy" else activation]
     weights, biases = _random_network(rng, sizes, bias)
@@ -29,10 +31,10 @@ def test_reference_gradient_matches_central_differences(activation, loss, bias, 
     y = rng.random((6, sizes[-1]))
     _, gW, gb = reference.cost_and_gradients(weights, biases, X, y, acts, loss, l2)
     params = weights + (biases or [])
-    grads = gW + (gb or [])
+    analytic = np.concatenate([g.ravel() for g in gW + (gb or [])])
     eps = 1e-6
-    for p, g in zip(params, grads):
-        numerical = np.empty_like(p)
+    numerical = []
+    for p in params:
         for idx in np.ndindex(p.shape):
             old = p[idx]
             p[idx] = old + eps
@@ -40,6 +42,9 @@ def test_reference_gradient_matches_central_differences(activation, loss, bias, 
             p[idx] = old - eps
             minus = reference.cost(weights, biases, X, y, acts, loss, l2)
             p[idx] = old
-            numerical[idx] = (plus - minus) / (2 * eps)
-        err = np.linalg.norm(g - numerical) / max(np.linalg.norm(g + numerical), 1e-300)
-        assert err < 1e-7, (err, activation, loss)
+            numerical.append((plus - minus) / (2 * eps))
+    numerical = np.array(numerical)
+    # A dead ReLU network has a zero gradient: then the differences must vanish too.
+    scale = max(np.linalg.norm(analytic + numerical), 1e-3)
+    err = np.linalg.norm(analytic - numerical) / scale
+    assert err < 1e-7, (err, CASES[case])
