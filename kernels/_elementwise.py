@@ -7,6 +7,7 @@ float32 stays float32 throughout.
 
 import numpy as np
 
+from ._exp import exp_nonpositive
 from ._jit import kernel
 
 # Activation codes shared by the fused network kernels and the Python API.
@@ -15,12 +16,21 @@ SIGMOID, TANH, RELU, IDENTITY = 0, 1, 2, 3
 
 @kernel
 def sigmoid_1d(z, out):
+    # exp of a non-positive number never overflows: stable at any finite z. The
+    # result is 1/(1+e) for z >= 0 and e/(1+e) below: a select, so loops vectorise.
     one = z.dtype.type(1.0)
-    for i in range(z.size):
-        # exp of a non-positive number never overflows: stable at any finite z.
-        e = np.exp(-abs(z[i]))
-        s = one / (one + e)
-        out[i] = s if z[i] >= 0 else e * s
+    # In place (activate_inplace) the first loop does all: indexing one array, it
+    # needs no overlap check, which fails for out is z and would run scalar code.
+    # Trip counts rather than an if spare Numba's reference counting on each call.
+    same = z.ctypes.data == out.ctypes.data
+    for i in range(z.size if same else 0):
+        x = z[i]
+        e = exp_nonpositive(-abs(x))
+        z[i] = (one if x >= 0 else e) / (one + e)
+    for i in range(0 if same else z.size):
+        x = z[i]
+        e = exp_nonpositive(-abs(x))
+        out[i] = (one if x >= 0 else e) / (one + e)
 
 
 @kernel
@@ -58,7 +68,7 @@ def prime_scalar(z, code, one):
     """``f'(z)`` for activation ``code`` from the pre-activation; ``one`` sets the dtype."""
     if code == SIGMOID:
         # s(z) * s(-z) = e / (1 + e)^2 with e = exp(-|z|): exact in both tails.
-        e = np.exp(-abs(z))
+        e = exp_nonpositive(-abs(z))
         d = one + e
         return e / (d * d)
     if code == TANH:
@@ -90,20 +100,3 @@ def residual_1d(y, yhat, out):
     """``out = yhat - y``, i.e. ``-(y - yhat)``, flat."""
     for i in range(out.size):
         out[i] = yhat[i] - y[i]
-
-
-@kernel
-def scale_by_prime_of_output(delta, a, code):
-    """``delta *= f'(z)`` with ``f'`` written in terms of the stored ``a = f(z)``."""
-    one = a.dtype.type(1.0)
-    zero = a.dtype.type(0.0)
-    if code == SIGMOID:
-        for i in range(a.size):
-            delta[i] *= a[i] * (one - a[i])
-    elif code == TANH:
-        for i in range(a.size):
-            delta[i] *= one - a[i] * a[i]
-    elif code == RELU:
-        for i in range(a.size):
-            if a[i] <= zero:
-                delta[i] = zero
