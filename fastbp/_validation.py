@@ -6,6 +6,7 @@ Arrays come out C-contiguous, writeable and of one float dtype (float32 or
 float64), which keeps the number of kernel specialisations small.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -38,9 +39,9 @@ def _to_ndarray(x, name):
     return arr
 
 
-def _natural_dtype(arr):
+def _natural_dtype(dtype):
     """float32 stays float32, float16 widens to float32, everything else is float64."""
-    if arr.dtype.kind == "f" and arr.dtype.itemsize <= 4:
+    if dtype.kind == "f" and dtype.itemsize <= 4:
         return FLOAT_DTYPES[0]
     return FLOAT_DTYPES[1]
 
@@ -61,15 +62,31 @@ def as_array(x, name, *, dtype=None, ndim=2, finite=False):
         raise ValueError(f"{name} must be a {ndim}-D array; got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
-    target = _natural_dtype(arr) if dtype is None else np.dtype(dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=target)
-    if not out.flags.writeable:
-        out = out.copy()
-    # A sum is finite only if every term is: a cheap test without a temporary mask.
-    if finite and not np.isfinite(out.sum()) and not np.isfinite(out).all():
+    target = _natural_dtype(arr.dtype) if dtype is None else np.dtype(dtype)
+    flags = arr.flags
+    if arr.dtype == target and flags.c_contiguous and flags.writeable:
+        out = arr  # the common case, and the cheap one: small kernels feel every microsecond
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(arr, dtype=target)
+        if not out.flags.writeable:
+            out = out.copy()
+    if finite and not all_finite(out):
         raise ValueError(f"{name} contains NaN or infinity (in {target})")
     return out
+
+
+def all_finite(a):
+    """Whether ``a`` holds no NaN or infinity; never warns."""
+    flat = a.reshape(-1)
+    if flat.size <= 4096:
+        return bool(np.isfinite(flat).all())
+    # x.x is finite only if every element is: one BLAS pass and no full-size mask.
+    # A huge but finite square can overflow, so that case falls to the exact test.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.dot(flat, flat)):
+            return True
+    return bool(np.isfinite(flat).all())
 
 
 def as_arrays(ndim=2, **named):
@@ -80,7 +97,7 @@ def as_arrays(ndim=2, **named):
     """
     arrays = {name: _to_ndarray(x, name) for name, x in named.items()}
     floats = {n: a.dtype for n, a in arrays.items() if a.dtype.kind == "f"}
-    kinds = {_natural_dtype(np.empty(0, dt)) for dt in floats.values()}
+    kinds = {_natural_dtype(dt) for dt in floats.values()}
     if len(kinds) > 1:
         listing = ", ".join(f"{n}: {dt}" for n, dt in floats.items())
         raise TypeError(f"inputs must share one float dtype; got {listing}")

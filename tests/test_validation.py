@@ -67,6 +67,25 @@ def test_float64_overflowing_float32_is_caught(data):
         net.cost(X, y)
 
 
+@pytest.mark.parametrize("dtype,big", [(np.float32, 1e37), (np.float64, 1e305)])
+@pytest.mark.parametrize("rows", [5, 3000])  # below and above the size where the check changes
+def test_huge_finite_inputs_are_accepted_and_nan_is_found(dtype, big, rows):
+    # Their squares and sums overflow; the finiteness test must neither warn nor reject.
+    net = fastbp.Network([3, 2], dtype=dtype, activation="identity")
+    X = np.full((rows, 3), big, dtype)
+    y = np.zeros((rows, 2), dtype)
+    assert net.forward(X).shape == (rows, 2)
+    X[rows // 2, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.forward(X)
+    X[rows // 2, 1] = -np.inf
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.forward(X)
+    y[-1, -1] = np.nan
+    with pytest.raises(ValueError, match="y contains NaN or infinity"):
+        net.cost(np.ones((rows, 3), dtype), y)
+
+
 def test_cross_entropy_targets_must_be_probabilities(data):
     X, y = data
     with pytest.raises(ValueError, match=r"y must lie in \[0, 1\]"):
