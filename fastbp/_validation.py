@@ -78,9 +78,9 @@ def as_array(x, name, *, dtype=None, ndim=2, finite=False):
 
 def all_finite(a):
     """Whether ``a`` holds no NaN or infinity; never warns."""
+    if a.size <= 4096:
+        return bool(np.isfinite(a).all())
     flat = a.reshape(-1)
-    if flat.size <= 4096:
-        return bool(np.isfinite(flat).all())
     # x.x is finite only if every element is: one BLAS pass and no full-size mask.
     # A huge but finite square can overflow, so that case falls to the exact test.
     with np.errstate(over="ignore", invalid="ignore"):
