@@ -67,7 +67,7 @@ class Network:
             sizes, [ACTIVATIONS[a] for a in self.activations], self.bias, LOSSES[loss]
         )
         self._params = np.zeros(n_params, self.dtype)
-        self._grad = np.zeros(n_params, self.dtype)
+        self._grad = None  # the optimisers' gradient buffer, made on first use
         self._work = np.empty(0, self.dtype)
         self._work_per_row = fused.workspace_size(self._layout, 1)
         rng = v.generator(seed)
@@ -214,29 +214,36 @@ class Network:
             total += 0.5 * self.l2 * sum(np.sum(W * W, dtype=np.float64) for W in self.weights)
         return float(total)
 
-    def _flat_cost_and_gradient(self, X, y, data_scale=1.0):
-        """``(J, grad)`` with ``grad`` the internal flat buffer (valid until the next call)."""
+    def _grad_buffer(self):
+        if self._grad is None:
+            self._grad = np.empty_like(self._params)
+        return self._grad
+
+    def _flat_cost_and_gradient(self, X, y, data_scale=1.0, out=None):
+        """``(J, grad)``, ``grad`` flat like ``get_params()``: written into ``out``, by
+        default the optimisers' buffer (valid until the next call)."""
+        grad = self._grad_buffer() if out is None else out
         if self.backend == "numpy":
             W, b = self._reference_args()
             J, gW, gb = reference.cost_and_gradients(
                 W, b, X, y, self.activations, self.loss, self.l2, data_scale
             )
-            for l, (vW, vb) in enumerate(self._views(self._grad)):
+            for l, (vW, vb) in enumerate(self._views(grad)):
                 vW[...] = gW[l]
                 if vb is not None:
                     vb[...] = gb[l]
-            return J, self._grad
+            return J, grad
         work = self._workspace(X.shape[0])
         J = fused.cost_and_gradient(
-            self._params, self._layout, X, y, work, self._grad, self.l2, data_scale
+            self._params, self._layout, X, y, work, grad, self.l2, data_scale
         )
-        return float(J), self._grad
+        return float(J), grad
 
     def cost_and_gradients(self, X, y):
         """``(J, weight_grads, bias_grads)`` from one forward and one backward pass."""
         X, y = self._check_Xy(X, y)
-        J, grad = self._flat_cost_and_gradient(X, y)
-        views = self._views(grad.copy())
+        J, grad = self._flat_cost_and_gradient(X, y, out=np.empty_like(self._params))
+        views = self._views(grad)
         bias_grads = [b for _, b in views] if self.bias else None
         return J, [W for W, _ in views], bias_grads
 

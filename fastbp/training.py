@@ -74,7 +74,7 @@ def _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle, rn
             work = net._workspace(batch_size)
             fused.sgd_epoch(net._params, net._layout, X, y, order, batch_size,
                             dt(learning_rate), dt(momentum), velocity, net.l2,
-                            per_example, work, net._grad, X_batch, y_batch)
+                            per_example, work, net._grad_buffer(), X_batch, y_batch)
         else:
             _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity,
                          per_example)
