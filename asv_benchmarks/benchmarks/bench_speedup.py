@@ -28,6 +28,14 @@ class SpeedupW1(_Speedup):
         return "w1", impl, dtype, False
 
 
+class SpeedupW1Flat(_Speedup):
+    """W1 as each BFGS iteration calls it: inputs validated once, one flat gradient."""
+
+    @staticmethod
+    def workload(impl, dtype):
+        return "w1", impl, dtype, True
+
+
 class SpeedupW2Batch32(_Speedup):
     """W2: one SGD epoch at batch 32."""
 
