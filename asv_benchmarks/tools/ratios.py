@@ -3,7 +3,8 @@
 Prints, per workload and dtype, the median seconds of the NumPy reference and of
 fastbp and their ratio (reference / fastbp, higher is better for fastbp), then the
 single-thread ``np.dot`` GEMM rate on 2048 x 2048 matrices and the fraction of it
-that the W3 matmuls reach. Every thread pool is pinned to one thread.
+that the W3 matmuls reach, and the sigmoid kernel against a plain copy of its
+input. Every thread pool is pinned to one thread.
 
     python tools/ratios.py                      # everything (about a minute)
     python tools/ratios.py --only "W1|sigmoid"  # a subset (regular expression)
@@ -81,6 +82,22 @@ def gemm_report(rows, dtypes):
         print(line)
 
 
+def copy_report(dtypes):
+    """The sigmoid kernel against ``np.copyto`` of the same 4096 x 1024 array."""
+    import functools
+
+    import numpy as np
+
+    print("\nsigmoid 4096x1024 against a plain copy (np.copyto), one thread")
+    for dt in dtypes:
+        sigmoid = common.prepared("kernel", common.FASTBP, "sigmoid", "4096x1024", dt)
+        z = sigmoid.args[0]
+        out = np.empty_like(z)
+        copy, sig = common.median_seconds([functools.partial(np.copyto, out, z), sigmoid], repeat=9)
+        print(f"  {dt:8} copy {_fmt(copy):>9}   sigmoid {_fmt(sig):>9}   "
+              f"sigmoid / copy {sig / copy:5.2f}")
+
+
 def plot(rows, path):
     import matplotlib
 
@@ -119,6 +136,8 @@ def main(argv=None):
     print(f"{'workload':26} {'dtype':8} {'reference':>10} {'fastbp':>10} {'ratio':>8}")
     rows = measure(args.only, dtypes)
     gemm_report(rows, dtypes)
+    if not args.only or re.search(args.only, "sigmoid 4096x1024"):
+        copy_report(dtypes)
     if args.plot:
         plot(rows, args.plot)
 
