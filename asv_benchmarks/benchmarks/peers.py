@@ -97,6 +97,6 @@ def w3_call(impl, X, y, sizes):
         model.zero_grad(set_to_none=True)
         loss = 0.5 * ((model(Xt) - yt) ** 2).sum()
         loss.backward()
-        return float(loss)
+        return loss.item()
 
     return step
