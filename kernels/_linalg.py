@@ -11,6 +11,9 @@ from ._jit import kernel
 
 #: Multiply-adds below which the loops beat a BLAS call.
 SMALL_PRODUCT = 16384
+#: ``accumulate=False`` as a typed global: a literal False would compile the 2-D
+#: kernels once more than the public API's boolean argument does.
+OVERWRITE = np.bool_(False)
 
 
 @kernel
@@ -99,7 +102,7 @@ def gemm_nn_flat(A, a0, B, b0, C, c0, n, k, m):
     """``C = A @ B`` with A (n, k) at ``A[a0:]``, B (k, m) at ``B[b0:]``, C (n, m) at ``C[c0:]``."""
     if n * k * m > SMALL_PRODUCT:
         gemm_nn(A[a0 : a0 + n * k].reshape((n, k)), B[b0 : b0 + k * m].reshape((k, m)),
-                C[c0 : c0 + n * m].reshape((n, m)), False)
+                C[c0 : c0 + n * m].reshape((n, m)), OVERWRITE)
         return
     zero = C.dtype.type(0.0)
     for i in range(n):
@@ -118,7 +121,7 @@ def gemm_nt_flat(A, a0, B, b0, C, c0, n, k, m):
     """``C = A @ B.T`` with A (n, k), B (m, k), C (n, m), each at its offset."""
     if n * k * m > SMALL_PRODUCT:
         gemm_nt(A[a0 : a0 + n * k].reshape((n, k)), B[b0 : b0 + m * k].reshape((m, k)),
-                C[c0 : c0 + n * m].reshape((n, m)), False)
+                C[c0 : c0 + n * m].reshape((n, m)), OVERWRITE)
         return
     for i in range(n):
         for j in range(m):
@@ -133,7 +136,7 @@ def gemm_tn_flat(A, a0, B, b0, C, c0, n, p, q):
     """``C = A.T @ B`` with A (n, p), B (n, q), C (p, q), each at its offset."""
     if n * p * q > SMALL_PRODUCT:
         gemm_tn(A[a0 : a0 + n * p].reshape((n, p)), B[b0 : b0 + n * q].reshape((n, q)),
-                C[c0 : c0 + p * q].reshape((p, q)), False)
+                C[c0 : c0 + p * q].reshape((p, q)), OVERWRITE)
         return
     zero = C.dtype.type(0.0)
     for i in range(p * q):
