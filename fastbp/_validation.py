@@ -28,6 +28,9 @@ def float_dtype(dtype, name="dtype"):
 def _to_ndarray(x, name):
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{name} must be an array of real numbers; got {type(x).__name__}")
+    if isinstance(x, np.ma.MaskedArray):
+        # np.asarray would drop the mask and use the hidden values.
+        raise TypeError(f"{name} must not be a masked array; fill or drop the masked values")
     try:
         arr = np.asarray(x)
     except (ValueError, TypeError) as exc:

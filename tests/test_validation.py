@@ -92,6 +92,15 @@ def test_cross_entropy_targets_must_be_probabilities(data):
         fastbp.Network([3, 2], loss="cross_entropy").cost(X, y + 1)
 
 
+def test_masked_arrays_are_refused(net, data):
+    X, y = data
+    masked = np.ma.masked_array(X, mask=np.zeros_like(X, bool))
+    with pytest.raises(TypeError, match="X must not be a masked array"):
+        net.cost(masked, y)
+    with pytest.raises(TypeError, match="z must not be a masked array"):
+        kernels.sigmoid(masked)
+
+
 def test_bool_and_int_inputs_are_cast(net):
     X = np.array([[True, False, True]])
     y = np.array([[0, 1]])
