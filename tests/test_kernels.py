@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import DTYPES, assert_close, layouts
+from fastbp.kernels import _linalg
 
 from fastbp import registry
 
@@ -62,8 +63,18 @@ def test_gradient_kernels_accumulate(name, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("side", ["loops", "blas"])
+def test_products_either_side_of_the_blas_threshold(dtype, side):
+    # n x 5 x 7 products: the largest that stays in the loops, the smallest past them.
+    n = _linalg.SMALL_PRODUCT // 35 + (side == "blas")
+    assert (n * 35 > _linalg.SMALL_PRODUCT) == (side == "blas")
+    for name in ["weight_gradient", "hidden_delta"]:
+        args = registry.kernel_inputs(name, n, 5, 7, dtype=dtype)
+        assert_close(getattr(FAST, name)(*args), getattr(REF, name)(*args), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_large_products_take_the_blas_path(dtype):
-    # 65x33x17 stays in the loops; this one crosses SMALL_PRODUCT into BLAS.
     for name in ["weight_gradient", "hidden_delta"]:
         args = registry.kernel_inputs(name, 300, 70, 40, dtype=dtype)
         assert_close(getattr(FAST, name)(*args), getattr(REF, name)(*args), dtype)
