@@ -15,22 +15,25 @@ SIGMOID, TANH, RELU, IDENTITY = 0, 1, 2, 3
 
 
 @kernel
+def sigmoid_scalar(x, one):
+    """``1 / (1 + exp(-x))``, stable at any finite ``x``: exp of a non-positive number
+    never overflows. ``1/(1+e)`` for x >= 0 and ``e/(1+e)`` below, as a select so
+    that loops calling this vectorise."""
+    e = exp_nonpositive(-abs(x))
+    return (one if x >= 0 else e) / (one + e)
+
+
+@kernel
 def sigmoid_1d(z, out):
-    # exp of a non-positive number never overflows: stable at any finite z. The
-    # result is 1/(1+e) for z >= 0 and e/(1+e) below: a select, so loops vectorise.
     one = z.dtype.type(1.0)
     # In place (activate_inplace) the first loop does all: indexing one array, it
     # needs no overlap check, which fails for out is z and would run scalar code.
     # Trip counts rather than an if spare Numba's reference counting on each call.
     same = z.ctypes.data == out.ctypes.data
     for i in range(z.size if same else 0):
-        x = z[i]
-        e = exp_nonpositive(-abs(x))
-        z[i] = (one if x >= 0 else e) / (one + e)
+        z[i] = sigmoid_scalar(z[i], one)
     for i in range(0 if same else z.size):
-        x = z[i]
-        e = exp_nonpositive(-abs(x))
-        out[i] = (one if x >= 0 else e) / (one + e)
+        out[i] = sigmoid_scalar(z[i], one)
 
 
 @kernel

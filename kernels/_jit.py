@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 from numba import njit
 
 #: LLVM fast-math flags allowed in kernels. ``nnan`` and ``ninf`` are deliberately
@@ -17,6 +18,12 @@ JIT_OPTIONS = {
     "nogil": True,  # lets separate networks train in parallel threads
     "error_model": "numpy",  # division by zero gives inf/nan, never an exception
 }
+
+
+# Arguments passed from one kernel to another as typed globals: Numba types a
+# literal 0 or False as a constant and compiles the callee once more for it.
+ZERO_OFFSET = np.int64(0)
+NO_ACCUMULATE = np.bool_(False)
 
 
 def kernel(func):

@@ -7,15 +7,12 @@ passed to BLAS as a view, and the loops index the untransposed array.
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import NO_ACCUMULATE, kernel
 
 #: Multiply-adds above which a BLAS call beats the loops. Measured on one thread:
 #: BLAS wins from about 500 multiply-adds (8x8x8: 0.16 us against 0.4 us) and by
 #: 5-20x at 16384; the loops win only for a few dozen (a 3x2x3 product: 0.07 us).
 SMALL_PRODUCT = 256
-#: ``accumulate=False`` as a typed global: a literal False would compile the 2-D
-#: kernels once more than the public API's boolean argument does.
-OVERWRITE = np.bool_(False)
 
 
 @kernel
@@ -104,7 +101,7 @@ def gemm_nn_flat(A, a0, B, b0, C, c0, n, k, m):
     """``C = A @ B`` with A (n, k) at ``A[a0:]``, B (k, m) at ``B[b0:]``, C (n, m) at ``C[c0:]``."""
     if n * k * m > SMALL_PRODUCT:
         gemm_nn(A[a0 : a0 + n * k].reshape((n, k)), B[b0 : b0 + k * m].reshape((k, m)),
-                C[c0 : c0 + n * m].reshape((n, m)), OVERWRITE)
+                C[c0 : c0 + n * m].reshape((n, m)), NO_ACCUMULATE)
         return
     zero = C.dtype.type(0.0)
     for i in range(n):
@@ -123,7 +120,7 @@ def gemm_nt_flat(A, a0, B, b0, C, c0, n, k, m):
     """``C = A @ B.T`` with A (n, k), B (m, k), C (n, m), each at its offset."""
     if n * k * m > SMALL_PRODUCT:
         gemm_nt(A[a0 : a0 + n * k].reshape((n, k)), B[b0 : b0 + m * k].reshape((m, k)),
-                C[c0 : c0 + n * m].reshape((n, m)), OVERWRITE)
+                C[c0 : c0 + n * m].reshape((n, m)), NO_ACCUMULATE)
         return
     for i in range(n):
         for j in range(m):
@@ -138,7 +135,7 @@ def gemm_tn_flat(A, a0, B, b0, C, c0, n, p, q):
     """``C = A.T @ B`` with A (n, p), B (n, q), C (p, q), each at its offset."""
     if n * p * q > SMALL_PRODUCT:
         gemm_tn(A[a0 : a0 + n * p].reshape((n, p)), B[b0 : b0 + n * q].reshape((n, q)),
-                C[c0 : c0 + p * q].reshape((p, q)), OVERWRITE)
+                C[c0 : c0 + p * q].reshape((p, q)), NO_ACCUMULATE)
         return
     zero = C.dtype.type(0.0)
     for i in range(p * q):

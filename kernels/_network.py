@@ -10,13 +10,10 @@ keeps Numba's per-call overhead small for tiny networks.
 import numpy as np
 
 from ._elementwise import RELU, SIGMOID, TANH, activate_inplace
-from ._jit import kernel
+from ._jit import ZERO_OFFSET, kernel
 from ._linalg import gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
 
 HALF_SSE, MSE, CROSS_ENTROPY = 0, 1, 2
-# An offset of 0 passed as a global int64: a literal 0 would compile the callee
-# once more, specialised on that constant.
-START = np.int64(0)
 _HEADER = 2  # layout[0] = number of layers L, layout[1] = loss code
 
 
@@ -136,7 +133,7 @@ def _forward(params, layout, x, n, work):
     for l in range(n_layers):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
         if l == 0:
-            gemm_nn_flat(x, START, params, _w_off(layout, l), work, off, n, n_in, n_out)
+            gemm_nn_flat(x, ZERO_OFFSET, params, _w_off(layout, l), work, off, n, n_in, n_out)
         else:
             gemm_nn_flat(work, off - n * n_in, params, _w_off(layout, l), work, off,
                          n, n_in, n_out)
@@ -198,7 +195,7 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale):
         d_off = _activation_offset(layout, l, n)  # delta[l] lives where a[l] was
         w = _w_off(layout, l)
         if l == 0:
-            gemm_tn_flat(x, START, work, d_off, grad, w, n, n_in, n_out)
+            gemm_tn_flat(x, ZERO_OFFSET, work, d_off, grad, w, n, n_in, n_out)
         else:
             a_off = _activation_offset(layout, l - 1, n)
             gemm_tn_flat(work, a_off, work, d_off, grad, w, n, n_in, n_out)

@@ -17,6 +17,7 @@ for _name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
     os.environ[_name] = "1"
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -84,8 +85,6 @@ def gemm_report(rows, dtypes):
 
 def copy_report(dtypes):
     """The sigmoid kernel against ``np.copyto`` of the same 4096 x 1024 array."""
-    import functools
-
     import numpy as np
 
     print("\nsigmoid 4096x1024 against a plain copy (np.copyto), one thread")
