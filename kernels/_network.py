@@ -10,7 +10,7 @@ keeps Numba's per-call overhead small for tiny networks.
 import numpy as np
 
 from ._elementwise import RELU, SIGMOID, TANH, activate_inplace
-from ._jit import ZERO_OFFSET, kernel
+from ._jit import ZERO_OFFSET, entry_kernel, kernel
 from ._linalg import gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
 
 HALF_SSE, MSE, CROSS_ENTROPY = 0, 1, 2
@@ -150,7 +150,7 @@ def _forward(params, layout, x, n, work):
     return off - n * _size(layout, n_layers)
 
 
-@kernel
+@entry_kernel
 def forward_pass(params, layout, X, work):
     """Forward pass for ``X`` (n, n0); returns the offset of ``yhat`` in ``work``."""
     return _forward(params, layout, X.reshape(X.size), X.shape[0], work)
@@ -217,7 +217,7 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale):
     return cost + 0.5 * l2 * l2_cost
 
 
-@kernel
+@entry_kernel
 def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
     """Cost ``data_scale * loss + (l2/2) sum W**2`` and its gradient into ``grad``.
 
@@ -228,7 +228,7 @@ def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
                               X.shape[0], work, grad, l2, data_scale)
 
 
-@kernel
+@entry_kernel
 def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
               velocity, l2, per_example, work, grad, X_batch, y_batch):
     """One epoch of mini-batch SGD, in place on ``params`` (and ``velocity``).
@@ -259,7 +259,7 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
                 params[i] -= learning_rate * grad[i]
 
 
-@kernel
+@entry_kernel
 def cost_only(params, layout, X, y, work, l2):
     """The cost of :func:`cost_and_gradient` without the backward pass."""
     n = X.shape[0]

@@ -67,6 +67,38 @@ def test_two_threads_train_like_one_after_the_other():
         np.testing.assert_array_equal(parallel[seed], sequential[seed])
 
 
+BOOKKEEPING_SCRIPT = """
+import json, numpy as np, fastbp
+from numba.core.runtime import rtsys
+rng = np.random.default_rng(0)
+counts = []
+for sizes, n in [((2, 3, 1), 3), ((64, 96, 10), 300)]:
+    net = fastbp.Network(sizes, seed=1)
+    X, y = net._check_Xy(rng.random((n, sizes[0])), rng.random((n, sizes[-1])))
+    def calls():
+        net._flat_cost_and_gradient(X, y)
+        net.cost_and_gradients(X, y)
+        net.predict(X)
+        net.cost(X, y)
+        net.fit(X, y, epochs=1, batch_size=16)
+    calls()  # compile
+    before = rtsys.get_allocation_stats()
+    for _ in range(10):
+        calls()
+    after = rtsys.get_allocation_stats()
+    counts.append([after.alloc - before.alloc, after.mi_alloc - before.mi_alloc])
+print(json.dumps(counts))
+"""
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
+def test_fused_passes_do_no_runtime_bookkeeping():
+    # The fused entry points run without Numba's reference-counting runtime: no
+    # allocation and no per-array record of the arguments (6 per call with it).
+    counts = _run(BOOKKEEPING_SCRIPT, NUMBA_NRT_STATS="1")
+    np.testing.assert_array_equal(counts, np.zeros_like(counts))
+
+
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
 def test_two_processes_fill_an_empty_cache_at_once(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
