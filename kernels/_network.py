@@ -129,7 +129,7 @@ def _forward(params, layout, x, n, work):
     """
     n_layers = layout[0]
     z_out, _ = _sections(layout, n)
-    off = 0
+    off = ZERO_OFFSET  # a literal 0 would compile gemm_nn_flat once more
     for l in range(n_layers):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
         if l == 0:
