@@ -4,12 +4,15 @@ All parameters live in one flat array (per layer ``W.ravel()`` then ``b``);
 ``weights`` and ``biases`` are views into it, so the kernels see one buffer.
 """
 
+import functools
+
 import numpy as np
 
 from . import _validation as v
 from . import io, reference, training
 from .kernels import ACTIVATIONS
 from .kernels import _network as fused
+from .kernels._jit import specialisation
 
 LOSSES = {"half_sse": fused.HALF_SSE, "mse": fused.MSE, "cross_entropy": fused.CROSS_ENTROPY}
 BACKENDS = ("numba", "numpy")
@@ -238,6 +241,29 @@ class Network:
             self._params, self._layout, X, y, work, grad, self.l2, data_scale
         )
         return float(J), grad
+
+    def _objective(self, X, y, data_scale=1.0):
+        """For validated ``X``, ``y``: a function of no arguments returning what
+        ``_flat_cost_and_gradient(X, y, data_scale)`` returns at the current
+        parameters; what an optimiser calls once per iteration.
+
+        The compiled pass is chosen once, for the exact types of its arguments,
+        and called with them bound, which skips Numba's per-call dispatch. Every
+        bound array is a fresh view that no other code holds, so no later change
+        to ``X``, ``y`` or a returned gradient can change the types it was
+        compiled for.
+        """
+        if self.backend == "numpy":
+            return functools.partial(self._flat_cost_and_gradient, X, y, data_scale)
+        grad = self._grad_buffer()
+        args = (self._params.view(), self._layout.view(), X.view(), y.view(),
+                self._workspace(X.shape[0]).view(), grad.view(), self.l2, float(data_scale))
+        kernel = specialisation(fused.cost_and_gradient, args)
+
+        def objective():
+            return float(kernel(*args)), grad
+
+        return objective
 
     def cost_and_gradients(self, X, y):
         """``(J, weight_grads, bias_grads)`` from one forward and one backward pass."""

@@ -110,10 +110,11 @@ def _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback):
     import scipy.optimize  # imported on first use: it doubles the import time of fastbp
 
     last_finite = net.get_params()
+    objective = net._objective(X, y)
 
     def cost_and_grad(p):
         net._params[...] = p
-        J, grad = net._flat_cost_and_gradient(X, y)
+        J, grad = objective()
         return J, grad.astype(np.float64)
 
     class _Stop(Exception):

@@ -164,3 +164,39 @@ def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
 
     monkeypatch.setattr(net, "_flat_cost_and_gradient", broken)
     assert fastbp.gradient_check(net, X, y) > 1e-3
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_objective_follows_the_parameters(dtype, backend):
+    # what BFGS calls per iteration: bound once, then called as the parameters move
+    rng = np.random.default_rng(3)
+    net = fastbp.Network([4, 5, 3, 2], l2=0.1, dtype=dtype, backend=backend, seed=2)
+    X, y = net._check_Xy(rng.standard_normal((7, 4)), rng.random((7, 2)))
+    objective = net._objective(X, y, 0.5)
+    for _ in range(3):
+        J, grad = objective()
+        J_ref, gW_ref, gb_ref = reference.cost_and_gradients(
+            net.weights, net.biases, X, y, net.activations, net.loss, net.l2, 0.5)
+        assert isinstance(J, float)
+        assert J == pytest.approx(J_ref, rel=TOLERANCES[np.dtype(dtype)]["rtol"] * 10)
+        assert_close(grad, np.concatenate([a.ravel() for pair in zip(gW_ref, gb_ref)
+                                           for a in pair]), dtype)
+        net.set_params(net.get_params() - 0.3 * grad)
+
+
+def test_objective_is_immune_to_later_changes_of_its_inputs():
+    # the compiled pass is chosen for the inputs' types once; reshaping the caller's
+    # arrays afterwards must not reach it
+    rng = np.random.default_rng(4)
+    net = fastbp.Network([3, 4, 2], seed=1)
+    X, y = net._check_Xy(rng.standard_normal((5, 3)), rng.random((5, 2)))
+    J0, g0 = net._flat_cost_and_gradient(X, y)
+    expected = (J0, g0.copy())
+    objective = net._objective(X, y)
+    X.shape, y.shape = (15,), (10,)
+    J, grad = objective()
+    grad.shape = (1, grad.size)
+    J, grad = objective()
+    assert J == expected[0]
+    np.testing.assert_array_equal(grad.ravel(), expected[1])

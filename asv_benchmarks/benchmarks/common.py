@@ -71,12 +71,12 @@ def seed_network(impl, dtype):
 
 
 def w1_call(impl, dtype, flat=False):
-    """``cost_and_gradients``, or with ``flat`` the validated flat call BFGS makes."""
+    """``cost_and_gradients``, or with ``flat`` the call BFGS makes per iteration
+    (inputs validated once, one flat gradient)."""
     net = seed_network(impl, dtype)
     X, y = seed_data(dtype)
     if flat:
-        X, y = net._check_Xy(X, y)
-        return functools.partial(net._flat_cost_and_gradient, X, y)
+        return net._objective(*net._check_Xy(X, y))
     return functools.partial(net.cost_and_gradients, X, y)
 
 
