@@ -178,11 +178,9 @@ def median_seconds(calls, repeat=5, min_sample=0.05):
     return [statistics.median(s) for s in samples]
 
 
-def gemm_gflops(dtype, n=2048, repeat=5):
-    """GFLOP/s of ``np.dot`` on two n x n matrices (``2 n**3`` operations)."""
+def gemm_call(dtype, n=2048):
+    """One ``np.dot`` of two n x n matrices into a preallocated output (``2 n**3``
+    floating-point operations): the machine's GEMM rate for comparison."""
     rng = np.random.default_rng(0)
     A, B = (rng.random((n, n)).astype(dtype) for _ in range(2))
-    out = np.empty((n, n), dtype)
-    np.dot(A, B, out=out)
-    (seconds,) = median_seconds([lambda: np.dot(A, B, out=out)], repeat=repeat)
-    return 2 * n**3 / seconds / 1e9
+    return functools.partial(np.dot, A, B, out=np.empty((n, n), dtype))
