@@ -9,9 +9,9 @@ keeps Numba's per-call overhead small for tiny networks.
 
 import numpy as np
 
-from ._elementwise import RELU, SIGMOID, TANH, activate_inplace
-from ._jit import ZERO_OFFSET, entry_kernel, kernel
-from ._linalg import gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
+from ._elementwise import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, sigmoid_scalar
+from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, kernel
+from ._linalg import column_sums, gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
 
 HALF_SSE, MSE, CROSS_ENTROPY = 0, 1, 2
 _HEADER = 2  # layout[0] = number of layers L, layout[1] = loss code
@@ -103,20 +103,52 @@ def _backprop_into_activations(work, src, dst, size, code):
     only remaining use is its own derivative. One loop per activation so that
     each loop vectorises."""
     one = work.dtype.type(1.0)
+    d, s = work[dst : dst + size], work[src : src + size]
     if code == SIGMOID:
         for i in range(size):
-            a = work[dst + i]
-            work[dst + i] = work[src + i] * (a * (one - a))
+            a = d[i]
+            d[i] = s[i] * (a * (one - a))
     elif code == TANH:
         for i in range(size):
-            a = work[dst + i]
-            work[dst + i] = work[src + i] * (one - a * a)
+            a = d[i]
+            d[i] = s[i] * (one - a * a)
     elif code == RELU:
         for i in range(size):
-            work[dst + i] = work[src + i] if work[dst + i] > 0 else one - one
+            d[i] = s[i] if d[i] > 0 else one - one
     else:
         for i in range(size):
-            work[dst + i] = work[src + i]
+            d[i] = s[i]
+
+
+@kernel
+def _add_bias_and_activate(work, off, params, b, n, m, code):
+    """``a = f(z + bias)`` in place on the (n, m) block at ``work[off:]`` (``b < 0``:
+    no bias), in one pass over the block rather than one to add and one to activate;
+    ``IDENTITY`` only adds the bias."""
+    if b < 0:
+        activate_inplace(work[off : off + n * m], code)
+        return
+    Z = work[off : off + n * m].reshape((n, m))
+    bias = params[b : b + m]
+    one = work.dtype.type(1.0)
+    zero = one - one
+    if code == SIGMOID:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = sigmoid_scalar(Z[i, j] + bias[j], one)
+    elif code == TANH:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] = np.tanh(Z[i, j] + bias[j])
+    elif code == RELU:
+        for i in range(n):
+            for j in range(m):
+                z = Z[i, j] + bias[j]
+                Z[i, j] = z if z > zero else zero
+    else:
+        for i in range(n):
+            for j in range(m):
+                Z[i, j] += bias[j]
 
 
 @kernel
@@ -138,14 +170,14 @@ def _forward(params, layout, x, n, work):
             gemm_nn_flat(work, off - n * n_in, params, _w_off(layout, l), work, off,
                          n, n_in, n_out)
         b = _b_off(layout, l)
-        if b >= 0:
-            for i in range(n):
-                for j in range(n_out):
-                    work[off + i * n_out + j] += params[b + j]
-        if l == n_layers - 1:
+        if l < n_layers - 1:
+            _add_bias_and_activate(work, off, params, b, n, n_out, _act(layout, l))
+        else:  # the output layer also keeps its pre-activation
+            _add_bias_and_activate(work, off, params, b, n, n_out, IDENTITY)
+            z, a = work[z_out : z_out + n * n_out], work[off : off + n * n_out]
             for i in range(n * n_out):
-                work[z_out + i] = work[off + i]
-        activate_inplace(work[off : off + n * n_out], _act(layout, l))
+                z[i] = a[i]
+            activate_inplace(a, _act(layout, l))
         off += n * n_out
     return off - n * _size(layout, n_layers)
 
@@ -163,22 +195,23 @@ def _output_delta_and_cost(work, out_off, z_off, y, loss, code, n, data_scale, w
     cost = 0.0
     m = y.size
     one = work.dtype.type(1.0)
+    out, z = work[out_off : out_off + m], work[z_off : z_off + m]
     if loss == CROSS_ENTROPY:
         # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z; delta = s(z) - y
         scale = data_scale / n
         for i in range(m):
-            zi = work[z_off + i]
+            zi = z[i]
             cost += max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi
             if with_delta:
-                work[out_off + i] = (work[out_off + i] - y[i]) * scale
+                out[i] = (out[i] - y[i]) * scale
         return cost * scale
     scale = data_scale * (2.0 / n if loss == MSE else 1.0)
     for i in range(m):
-        a = work[out_off + i]
+        a = out[i]
         r = a - y[i]
         cost += r * r
         if with_delta:
-            work[out_off + i] = r * scale * _prime_from_output(a, code, one)
+            out[i] = r * scale * _prime_from_output(a, code, one)
     return cost * (data_scale / n if loss == MSE else 0.5 * data_scale)
 
 
@@ -201,15 +234,13 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale):
             gemm_tn_flat(work, a_off, work, d_off, grad, w, n, n_in, n_out)
         b = _b_off(layout, l)
         if b >= 0:
-            for j in range(n_out):
-                grad[b + j] = 0.0
-            for i in range(n):
-                for j in range(n_out):
-                    grad[b + j] += work[d_off + i * n_out + j]
+            column_sums(work[d_off : d_off + n * n_out].reshape((n, n_out)),
+                        grad[b : b + n_out], NO_ACCUMULATE)
         if l2 != 0.0:
-            for i in range(w, w + n_in * n_out):
-                l2_cost += params[i] * params[i]
-                grad[i] += l2 * params[i]
+            W, gW = params[w : w + n_in * n_out], grad[w : w + n_in * n_out]
+            for i in range(n_in * n_out):
+                l2_cost += W[i] * W[i]
+                gW[i] += l2 * W[i]
         if l > 0:
             gemm_nt_flat(work, d_off, params, w, work, scratch, n, n_out, n_in)
             _backprop_into_activations(work, scratch, _activation_offset(layout, l - 1, n),
@@ -243,11 +274,12 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         for r in range(m):
-            src = order[start + r]
+            x_row, x_dst = X[order[start + r]], X_batch[r * n_in : (r + 1) * n_in]
+            y_row, y_dst = y[order[start + r]], y_batch[r * n_out : (r + 1) * n_out]
             for j in range(n_in):
-                X_batch[r * n_in + j] = X[src, j]
+                x_dst[j] = x_row[j]
             for j in range(n_out):
-                y_batch[r * n_out + j] = y[src, j]
+                y_dst[j] = y_row[j]
         _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out], m, work, grad, l2,
                            1.0 / m if per_example else 1.0)
         if momentum != 0.0:
@@ -273,6 +305,7 @@ def cost_only(params, layout, X, y, work, l2):
     l2_cost = 0.0
     for l in range(n_layers):
         w = _w_off(layout, l)
-        for i in range(w, w + _size(layout, l) * _size(layout, l + 1)):
-            l2_cost += params[i] * params[i]
+        W = params[w : w + _size(layout, l) * _size(layout, l + 1)]
+        for i in range(W.size):
+            l2_cost += W[i] * W[i]
     return cost + 0.5 * l2 * l2_cost
