@@ -46,7 +46,7 @@ def tanh_1d(z, out):
 def relu_1d(z, out):
     zero = z.dtype.type(0.0)
     for i in range(z.size):
-        out[i] = z[i] if z[i] > zero else zero
+        out[i] = zero if z[i] <= zero else z[i]  # NaN fails the test and passes through
 
 
 @kernel

@@ -10,6 +10,8 @@ from numba import njit
 FASTMATH_FLAGS = frozenset({"nsz", "contract", "reassoc"})
 
 #: Set ``FASTBP_NO_CACHE=1`` to compile in memory only (no on-disk cache).
+#: Numba's cache keys on each kernel's source file, not on these options: after
+#: changing them, clear the cache (or change the files that define the kernels).
 CACHE = os.environ.get("FASTBP_NO_CACHE", "").strip().lower() in ("", "0", "false", "no")
 
 JIT_OPTIONS = {

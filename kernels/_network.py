@@ -144,7 +144,7 @@ def _add_bias_and_activate(work, off, params, b, n, m, code):
         for i in range(n):
             for j in range(m):
                 z = Z[i, j] + bias[j]
-                Z[i, j] = z if z > zero else zero
+                Z[i, j] = zero if z <= zero else z  # NaN passes through, as in np.maximum
     else:
         for i in range(n):
             for j in range(m):

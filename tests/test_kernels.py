@@ -5,6 +5,7 @@ import pytest
 from conftest import DTYPES, assert_close, layouts
 from fastbp.kernels import _linalg
 
+import fastbp
 from fastbp import registry
 
 FAST = registry.IMPLEMENTATIONS["fastbp"]
@@ -110,3 +111,20 @@ def test_output_may_alias_the_input(dtype):
     expected = REF.hidden_delta(d, W, zz)
     FAST.hidden_delta(d, W, zz, out=d)  # out overlaps an input that the product reads
     assert_close(d, expected, dtype)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])
+def test_nan_propagates_like_the_reference(name):
+    # a NaN must reach the loss, where training detects it; relu once mapped it to 0
+    z = np.array([[np.nan, -1.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(getattr(FAST, name)(z), getattr(REF, name)(z))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])
+def test_nan_weight_reaches_the_cost(activation):
+    net = fastbp.Network([2, 4, 4, 1], activation=activation, output_activation="identity",
+                         seed=0)
+    net._params[0] = np.nan  # set_params refuses NaN; training could produce one
+    X, y = np.ones((3, 2)), np.ones((3, 1))
+    assert np.isnan(net.cost(X, y))
+    assert np.isnan(net.cost_and_gradients(X, y)[0])

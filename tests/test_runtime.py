@@ -92,10 +92,11 @@ print(json.dumps(counts))
 
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
-def test_fused_passes_do_no_runtime_bookkeeping():
+def test_fused_passes_do_no_runtime_bookkeeping(tmp_path):
     # The fused entry points run without Numba's reference-counting runtime: no
     # allocation and no per-array record of the arguments (6 per call with it).
-    counts = _run(BOOKKEEPING_SCRIPT, NUMBA_NRT_STATS="1")
+    # An empty cache: cached code reflects the options it was compiled with.
+    counts = _run(BOOKKEEPING_SCRIPT, NUMBA_NRT_STATS="1", NUMBA_CACHE_DIR=str(tmp_path))
     np.testing.assert_array_equal(counts, np.zeros_like(counts))
 
 
