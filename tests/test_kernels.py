@@ -115,7 +115,7 @@ def test_output_may_alias_the_input(dtype):
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "identity"])
 def test_nan_propagates_like_the_reference(name):
-    # a NaN must reach the loss, where training detects it; relu once mapped it to 0
+    # a NaN must reach the loss, where training detects it
     z = np.array([[np.nan, -1.0, 0.0, 2.0]])
     np.testing.assert_array_equal(getattr(FAST, name)(z), getattr(REF, name)(z))
 
