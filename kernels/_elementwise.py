@@ -43,10 +43,16 @@ def tanh_1d(z, out):
 
 
 @kernel
+def relu_scalar(x, zero):
+    """``max(x, 0)`` that lets NaN through, as ``np.maximum`` does."""
+    return zero if x <= zero else x
+
+
+@kernel
 def relu_1d(z, out):
     zero = z.dtype.type(0.0)
     for i in range(z.size):
-        out[i] = zero if z[i] <= zero else z[i]  # NaN fails the test and passes through
+        out[i] = relu_scalar(z[i], zero)
 
 
 @kernel

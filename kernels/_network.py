@@ -9,7 +9,15 @@ keeps Numba's per-call overhead small for tiny networks.
 
 import numpy as np
 
-from ._elementwise import IDENTITY, RELU, SIGMOID, TANH, activate_inplace, sigmoid_scalar
+from ._elementwise import (
+    IDENTITY,
+    RELU,
+    SIGMOID,
+    TANH,
+    activate_inplace,
+    relu_scalar,
+    sigmoid_scalar,
+)
 from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, kernel
 from ._linalg import column_sums, gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
 
@@ -143,8 +151,7 @@ def _add_bias_and_activate(work, off, params, b, n, m, code):
     elif code == RELU:
         for i in range(n):
             for j in range(m):
-                z = Z[i, j] + bias[j]
-                Z[i, j] = zero if z <= zero else z  # NaN passes through, as in np.maximum
+                Z[i, j] = relu_scalar(Z[i, j] + bias[j], zero)
     else:
         for i in range(n):
             for j in range(m):
@@ -274,8 +281,9 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         for r in range(m):
-            x_row, x_dst = X[order[start + r]], X_batch[r * n_in : (r + 1) * n_in]
-            y_row, y_dst = y[order[start + r]], y_batch[r * n_out : (r + 1) * n_out]
+            src = order[start + r]
+            x_row, x_dst = X[src], X_batch[r * n_in : (r + 1) * n_in]
+            y_row, y_dst = y[src], y_batch[r * n_out : (r + 1) * n_out]
             for j in range(n_in):
                 x_dst[j] = x_row[j]
             for j in range(n_out):

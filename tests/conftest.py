@@ -1,7 +1,12 @@
 """Shared test settings: the one table of tolerances, and input layouts."""
 
+import re
+
+import numba
 import numpy as np
 import pytest
+
+from fastbp import kernels
 
 #: Tolerances per dtype, stated once. An element passes when
 #: ``|actual - expected| <= atol * max|expected| + rtol * |expected|``:
@@ -40,3 +45,27 @@ def layouts(a):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def fresh_ir(func, *args, literal=None, own_body=False):
+    """Optimised LLVM IR of kernel ``func`` for ``args``, compiled afresh: code loaded
+    from the on-disk cache cannot be inspected.
+
+    ``literal``: an int passed as a last argument written into the source, so that
+    Numba compiles ``func`` for that value alone (one branch of an activation code).
+    ``own_body``: only ``func``'s own function bodies, not its callees'.
+    """
+    options = {**kernels.JIT_OPTIONS, "cache": False}
+    namespace = {"fresh": numba.njit(**options)(func.py_func)}
+    names = ", ".join(f"a{i}" for i in range(len(args)))
+    extra = "" if literal is None else f", {int(literal)}"
+    exec(f"def call({names}):\n    return fresh({names}{extra})", namespace)
+    call = numba.njit(**options)(namespace["call"])
+    call(*args)
+    (ir,) = call.inspect_llvm().values()
+    if not own_body:
+        return ir
+    name = func.py_func.__name__
+    bodies = re.findall(r"^define [^\n]*" + name + r"[^\n]*\{\n(.*?)^\}", ir, re.S | re.M)
+    assert bodies, f"no body of {name} in the IR"
+    return "\n".join(bodies)

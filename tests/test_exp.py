@@ -5,6 +5,7 @@ import re
 import numba
 import numpy as np
 import pytest
+from conftest import fresh_ir
 from scipy.special import expit
 
 from fastbp import kernels
@@ -139,21 +140,12 @@ def test_sigmoid_in_place_matches(dtype):
     assert np.array_equal(a, kernels.sigmoid(z))
 
 
-def _fresh_ir(loop, dtype):
-    """Optimised LLVM IR of ``loop`` for flat ``dtype`` arrays, compiled afresh: code
-    loaded from the on-disk cache cannot be inspected."""
-    fresh = numba.njit(**{**kernels.JIT_OPTIONS, "cache": False})(loop.py_func)
-    z = np.zeros(8, dtype)
-    fresh(z, z.copy())
-    (ir,) = fresh.inspect_llvm().values()
-    return ir
-
-
 @needs_jit
 @pytest.mark.parametrize("loop", [_elementwise.sigmoid_1d, exp_nonpositive_1d])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_loops_vectorise(loop, dtype):
-    ir = _fresh_ir(loop, dtype)
+    z = np.zeros(8, dtype)
+    ir = fresh_ir(loop, z, z.copy())
     assert re.search(rf"<\d+ x {'float' if dtype is np.float32 else 'double'}>", ir)
     assert "@exp" not in ir and "@llvm.exp" not in ir  # no scalar libm call left
 
@@ -161,4 +153,5 @@ def test_loops_vectorise(loop, dtype):
 @needs_jit
 @pytest.mark.parametrize("loop", [_elementwise.sigmoid_1d, exp_nonpositive_1d])
 def test_float32_never_widens(loop):
-    assert not re.search(r"\bdouble\b", _fresh_ir(loop, np.float32))
+    z = np.zeros(8, np.float32)
+    assert not re.search(r"\bdouble\b", fresh_ir(loop, z, z.copy()))

@@ -6,7 +6,7 @@ import re
 import numba
 import numpy as np
 import pytest
-from conftest import DTYPES, TOLERANCES, assert_close, layouts
+from conftest import DTYPES, TOLERANCES, assert_close, fresh_ir, layouts
 
 import fastbp
 from fastbp import kernels, network, reference
@@ -204,25 +204,6 @@ def test_objective_is_immune_to_later_changes_of_its_inputs():
     np.testing.assert_array_equal(grad.ravel(), expected[1])
 
 
-def _branch_ir(func, code, *args):
-    """Optimised LLVM IR of ``func``'s own body (not its callees') for ``args`` with
-    the activation ``code`` a compile-time constant, so that only its branch is
-    compiled; compiled afresh, because code loaded from the on-disk cache cannot
-    be inspected."""
-    options = {**kernels.JIT_OPTIONS, "cache": False}
-    namespace = {"fresh": numba.njit(**options)(func.py_func)}
-    names = ", ".join(f"a{i}" for i in range(len(args)))
-    # a literal in the source: Numba then compiles ``fresh`` for that value alone
-    exec(f"def call({names}):\n    return fresh({names}, {int(code)})", namespace)
-    call = numba.njit(**options)(namespace["call"])
-    call(*args)
-    (ir,) = call.inspect_llvm().values()
-    name = func.py_func.__name__
-    bodies = re.findall(r"^define [^\n]*" + name + r"[^\n]*\{\n(.*?)^\}", ir, re.S | re.M)
-    assert bodies, f"no body of {name} in the IR"
-    return "\n".join(bodies)
-
-
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="inspects compiled code")
 @pytest.mark.parametrize("code", ["sigmoid", "relu", "identity"])
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -235,4 +216,5 @@ def test_fused_pass_loops_vectorise(dtype, code):
     vector = rf"<\d+ x {'float' if dtype is np.float32 else 'double'}>"
     for func, args in [(fused._add_bias_and_activate, (work, 0, params, 0, 4, 8)),
                        (fused._backprop_into_activations, (work, 32, 0, 32))]:
-        assert re.search(vector, _branch_ir(func, code, *args)), func.py_func.__name__
+        ir = fresh_ir(func, *args, literal=code, own_body=True)
+        assert re.search(vector, ir), func.py_func.__name__
