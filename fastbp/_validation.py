@@ -92,12 +92,36 @@ def all_finite(a):
     return bool(np.isfinite(flat).all())
 
 
+def _already_normal(values, ndim):
+    """Whether :func:`as_arrays` would return every value unchanged: plain
+    ndarrays of one float dtype, C-contiguous, writeable, non-empty, ``ndim``-D.
+    A cheap test first, since small kernels feel every microsecond of checking."""
+    dtype = None
+    for x in values:
+        if type(x) is not np.ndarray:
+            return False
+        flags = x.flags
+        if not (flags.c_contiguous and flags.writeable) or x.size == 0:
+            return False
+        if (x.ndim != ndim) if ndim is not None else x.ndim == 0:
+            return False
+        if dtype is None:
+            dtype = x.dtype
+            if dtype not in FLOAT_DTYPES:
+                return False
+        elif x.dtype != dtype:
+            return False
+    return True
+
+
 def as_arrays(ndim=2, **named):
     """Normalise several kernel inputs to one common float dtype.
 
     Float inputs must already agree (float32 with float64 is an error: the caller
     decides the precision); ints and bools follow the floats, or become float64.
     """
+    if _already_normal(named.values(), ndim):
+        return named
     arrays = {name: _to_ndarray(x, name) for name, x in named.items()}
     floats = {n: a.dtype for n, a in arrays.items() if a.dtype.kind == "f"}
     kinds = {_natural_dtype(dt) for dt in floats.values()}

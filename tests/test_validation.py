@@ -215,6 +215,60 @@ def test_kernels_reject_mismatched_shapes_and_dtypes():
         kernels.sigmoid(np.ones((0, 3)))
 
 
+class _Subclass(np.ndarray):
+    pass
+
+
+def _kernel_input_cases():
+    base = np.arange(12.0).reshape(4, 3)
+    read_only = base.copy()
+    read_only.flags.writeable = False
+    return {
+        "c64": [base, base + 1],
+        "c32": [base.astype(np.float32)] * 2,
+        "fortran": [np.asfortranarray(base), base],
+        "strided": [base[::2], base[:2]],
+        "read_only": [read_only, base],
+        "int": [base.astype(int), base],
+        "float16": [base.astype(np.float16)] * 2,
+        "mixed": [base, base.astype(np.float32)],
+        "subclass": [base.view(_Subclass), base],
+        "masked": [np.ma.masked_array(base), base],
+        "one_d": [base.ravel(), base],
+        "zero_d": [np.array(1.0), base],
+        "empty": [np.ones((0, 3)), base],
+        "list": [base.tolist(), base],
+    }
+
+
+@pytest.mark.parametrize("case", list(_kernel_input_cases()))
+@pytest.mark.parametrize("ndim", [2, None])
+def test_fast_input_path_agrees_with_the_full_checks(monkeypatch, case, ndim):
+    """The shortcut for inputs that need no conversion gives what the full checks
+    give: the same objects, or a copy or error wherever the full checks make one."""
+    from fastbp import _validation
+
+    inputs = dict(zip("ab", _kernel_input_cases()[case]))
+
+    def run():
+        try:
+            return _validation.as_arrays(ndim=ndim, **inputs)
+        except (TypeError, ValueError) as exc:
+            return type(exc), str(exc)
+
+    fast = run()
+    monkeypatch.setattr(_validation, "_already_normal", lambda values, ndim: False)
+    full = run()
+    if isinstance(full, tuple):
+        assert fast == full
+        return
+    for name, arr in full.items():
+        assert (fast[name] is inputs[name]) == (arr is inputs[name])
+        assert type(fast[name]) is np.ndarray and fast[name].dtype == arr.dtype
+        assert fast[name].flags.c_contiguous and fast[name].flags.writeable
+        np.testing.assert_array_equal(fast[name], arr)
+
+
 def test_kernels_reject_bad_out():
     z = np.ones((2, 3))
     with pytest.raises(ValueError, match=r"out must have shape \(2, 3\)"):
