@@ -3,8 +3,8 @@
 Prints, per workload and dtype, the median seconds of the NumPy reference and of
 fastbp and their ratio (reference / fastbp, higher is better for fastbp), then the
 single-thread ``np.dot`` GEMM rate on 2048 x 2048 matrices and the fraction of it
-that the W3 matmuls reach, and the sigmoid kernel against a plain copy of its
-input. Every thread pool is pinned to one thread.
+that the W3 matmuls reach (called alone, and counted over the whole pass), and
+the sigmoid kernel against a plain copy of its input. Every thread pool is pinned to one thread.
 
     python tools/ratios.py                      # everything (about a minute)
     python tools/ratios.py --only "W1|sigmoid"  # a subset (regular expression)
@@ -69,20 +69,49 @@ def _fmt(seconds):
     return f"{seconds / 1e-9:.3g} ns"
 
 
+def w3_matmuls_call(dtype):
+    """The matmuls of one W3 pass alone: the shapes, order and product kernels
+    the fused pass uses (``a @ W`` forward, then per layer ``a.T @ delta`` and
+    ``delta @ W.T``), on random data; no element-wise work in between."""
+    import numpy as np
+    from fastbp.kernels import _linalg
+
+    rng = np.random.default_rng(0)
+    n, sizes = common.W3_EXAMPLES, common.W3_SIZES
+    block = lambda *shape: rng.random(shape, dtype=np.dtype(dtype))  # noqa: E731
+    acts = [block(n, sizes[0])] + [block(n, m) for m in sizes[1:]]  # x, then a[l] / delta[l]
+    weights = [block(k, m) for k, m in zip(sizes[:-1], sizes[1:])]
+    grads = [np.empty_like(w) for w in weights]
+    scratch = block(n, max(sizes[1:-1]))
+    off = _linalg.NO_ACCUMULATE
+
+    def call():
+        for l, W in enumerate(weights):
+            _linalg.gemm_nn(acts[l], W, acts[l + 1], off)
+        for l in range(len(weights) - 1, -1, -1):
+            _linalg.gemm_tn(acts[l], acts[l + 1], grads[l], off)
+            if l > 0:
+                _linalg.gemm_nt(acts[l + 1], weights[l], scratch[:, : sizes[l]], off)
+
+    call()
+    return call
+
+
 def gemm_report(dtypes, n=2048):
-    """The rate of the W3 matmuls against ``np.dot`` on n x n matrices; the three
-    take turns sample by sample, so the machine's drift hits them alike."""
+    """The rate of the W3 matmuls against ``np.dot`` on n x n matrices, counted over
+    the whole pass and over the matmuls called alone; the four take turns sample
+    by sample, so the machine's drift hits them alike."""
     flops = common.w3_matmul_flops()
-    print(f"\nnp.dot {n} x {n}, one thread; W3 matmuls: {flops / 1e9:.1f} GFLOP per call "
-          "(rates count the whole pass)")
+    print(f"\nnp.dot {n} x {n}, one thread; W3 matmuls: {flops / 1e9:.1f} GFLOP per pass")
     for dt in dtypes:
-        calls = [common.gemm_call(dt, n)] + [common.prepared("w3", impl, dt)
-                                             for impl in (common.REFERENCE, common.FASTBP)]
+        calls = [common.gemm_call(dt, n), w3_matmuls_call(dt)] + [
+            common.prepared("w3", impl, dt) for impl in (common.REFERENCE, common.FASTBP)]
         calls[0]()
-        gemm, ref, fast = common.median_seconds(calls, repeat=7)
-        peak, ref, fast = 2 * n**3 / gemm / 1e9, flops / ref / 1e9, flops / fast / 1e9
-        print(f"  {dt:8} GEMM {peak:6.1f} GFLOP/s   W3 reference {ref:6.1f} GFLOP/s "
-              f"({ref / peak:4.0%}), fastbp {fast:6.1f} GFLOP/s ({fast / peak:4.0%})")
+        gemm, alone, ref, fast = common.median_seconds(calls, repeat=7)
+        peak = 2 * n**3 / gemm
+        print(f"  {dt:8} np.dot {peak / 1e9:6.1f} GFLOP/s; W3 matmuls alone "
+              f"{flops / alone / peak:4.0%}; whole pass: fastbp {flops / fast / peak:4.0%}, "
+              f"reference {flops / ref / peak:4.0%}")
 
 
 def copy_report(dtypes):
