@@ -69,12 +69,23 @@ def _fmt(seconds):
     return f"{seconds / 1e-9:.3g} ns"
 
 
-def w3_matmuls_call(dtype):
-    """The matmuls of one W3 pass alone: the shapes, order and product kernels
-    the fused pass uses (``a @ W`` forward, then per layer ``a.T @ delta`` and
-    ``delta @ W.T``), on random data; no element-wise work in between."""
+def w3_matmuls_call(dtype, impl):
+    """The matmuls of one W3 pass alone, with the pass's shapes and order (``a @ W``
+    forward, then per layer ``a.T @ delta`` and ``delta @ W.T``) on random data,
+    through fastbp's product kernels (``impl="fastbp"``, as the fused pass calls
+    them) or through ``np.dot`` (``"np.dot"``); no element-wise work in between."""
     import numpy as np
     from fastbp.kernels import _linalg
+
+    keep = _linalg.NO_ACCUMULATE
+    nn, tn, nt = {
+        "fastbp": (lambda a, b, c: _linalg.gemm_nn(a, b, c, keep),
+                   lambda a, b, c: _linalg.gemm_tn(a, b, c, keep),
+                   lambda a, b, c: _linalg.gemm_nt(a, b, c, keep)),
+        "np.dot": (lambda a, b, c: np.dot(a, b, out=c),
+                   lambda a, b, c: np.dot(a.T, b, out=c),
+                   lambda a, b, c: np.dot(a, b.T, out=c)),
+    }[impl]
 
     rng = np.random.default_rng(0)
     n, sizes = common.W3_EXAMPLES, common.W3_SIZES
@@ -82,36 +93,37 @@ def w3_matmuls_call(dtype):
     acts = [block(n, sizes[0])] + [block(n, m) for m in sizes[1:]]  # x, then a[l] / delta[l]
     weights = [block(k, m) for k, m in zip(sizes[:-1], sizes[1:])]
     grads = [np.empty_like(w) for w in weights]
-    scratch = block(n, max(sizes[1:-1]))
-    off = _linalg.NO_ACCUMULATE
+    scratch = block(n * max(sizes[1:-1]))
 
     def call():
         for l, W in enumerate(weights):
-            _linalg.gemm_nn(acts[l], W, acts[l + 1], off)
+            nn(acts[l], W, acts[l + 1])
         for l in range(len(weights) - 1, -1, -1):
-            _linalg.gemm_tn(acts[l], acts[l + 1], grads[l], off)
+            tn(acts[l], acts[l + 1], grads[l])
             if l > 0:
-                _linalg.gemm_nt(acts[l + 1], weights[l], scratch[:, : sizes[l]], off)
+                nt(acts[l + 1], weights[l], scratch[: n * sizes[l]].reshape(n, sizes[l]))
 
     call()
     return call
 
 
 def gemm_report(dtypes, n=2048):
-    """The rate of the W3 matmuls against ``np.dot`` on n x n matrices, counted over
-    the whole pass and over the matmuls called alone; the four take turns sample
-    by sample, so the machine's drift hits them alike."""
+    """The rate of the W3 matmuls against ``np.dot`` on n x n matrices: counted over
+    the whole pass, and for the matmuls called alone through fastbp's kernels and
+    through ``np.dot``. All take turns sample by sample, so the machine's drift
+    hits them alike."""
     flops = common.w3_matmul_flops()
     print(f"\nnp.dot {n} x {n}, one thread; W3 matmuls: {flops / 1e9:.1f} GFLOP per pass")
     for dt in dtypes:
-        calls = [common.gemm_call(dt, n), w3_matmuls_call(dt)] + [
-            common.prepared("w3", impl, dt) for impl in (common.REFERENCE, common.FASTBP)]
+        calls = [common.gemm_call(dt, n)]
+        calls += [w3_matmuls_call(dt, impl) for impl in ("fastbp", "np.dot")]
+        calls += [common.prepared("w3", impl, dt) for impl in (common.REFERENCE, common.FASTBP)]
         calls[0]()
-        gemm, alone, ref, fast = common.median_seconds(calls, repeat=7)
-        peak = 2 * n**3 / gemm
-        print(f"  {dt:8} np.dot {peak / 1e9:6.1f} GFLOP/s; W3 matmuls alone "
-              f"{flops / alone / peak:4.0%}; whole pass: fastbp {flops / fast / peak:4.0%}, "
-              f"reference {flops / ref / peak:4.0%}")
+        gemm, *seconds = common.median_seconds(calls, repeat=7)
+        alone, alone_np, ref, fast = (flops / s / (2 * n**3 / gemm) for s in seconds)
+        print(f"  {dt:8} np.dot {2 * n**3 / gemm / 1e9:6.1f} GFLOP/s; W3 matmuls alone: "
+              f"fastbp {alone:4.0%}, np.dot {alone_np:4.0%}; "
+              f"whole pass: fastbp {fast:4.0%}, reference {ref:4.0%}")
 
 
 def copy_report(dtypes):
