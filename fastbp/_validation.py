@@ -103,7 +103,7 @@ def _already_normal(values, ndim):
         flags = x.flags
         if not (flags.c_contiguous and flags.writeable) or x.size == 0:
             return False
-        if (x.ndim != ndim) if ndim is not None else x.ndim == 0:
+        if x.ndim == 0 or (ndim is not None and x.ndim != ndim):
             return False
         if dtype is None:
             dtype = x.dtype
