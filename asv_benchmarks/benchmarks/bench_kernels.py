@@ -7,12 +7,12 @@ class Kernels:
     """``sigmoid``, ``hidden_delta`` (``(delta @ W.T) * f'(z)``) and
     ``weight_gradient`` (``a.T @ delta``) on square layers, writing into ``out=``."""
 
-    params = [IMPLS, DTYPES, KERNELS, list(KERNEL_SHAPES)]
-    param_names = ["impl", "dtype", "kernel", "shape"]
+    params = [KERNELS, list(KERNEL_SHAPES), DTYPES, IMPLS]
+    param_names = ["kernel", "shape", "dtype", "impl"]
     timeout = 300
 
-    def setup(self, impl, dtype, kernel, shape):
+    def setup(self, kernel, shape, dtype, impl):
         self.call = prepared("kernel", impl, kernel, shape, dtype)
 
-    def time_kernel(self, impl, dtype, kernel, shape):
+    def time_kernel(self, kernel, shape, dtype, impl):
         self.call()

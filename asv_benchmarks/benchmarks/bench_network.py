@@ -24,19 +24,19 @@ class W1SeedNetwork:
     """The seed example: Network([2, 3, 1], bias=False) on three examples,
     ``W1_CALLS`` calls per sample."""
 
-    params = [IMPLS, DTYPES]
-    param_names = ["impl", "dtype"]
+    params = [DTYPES, IMPLS]
+    param_names = ["dtype", "impl"]
 
-    def setup(self, impl, dtype):
+    def setup(self, dtype, impl):
         self.public = prepared("w1", impl, dtype, False)
         self.flat = prepared("w1", impl, dtype, True)
 
-    def time_cost_and_gradients(self, impl, dtype):
+    def time_cost_and_gradients(self, dtype, impl):
         call = self.public
         for _ in range(W1_CALLS):
             call()
 
-    def time_flat_cost_and_gradient(self, impl, dtype):
+    def time_flat_cost_and_gradient(self, dtype, impl):
         """The pre-validated flat call each BFGS iteration makes."""
         call = self.flat
         for _ in range(W1_CALLS):
@@ -46,34 +46,34 @@ class W1SeedNetwork:
 class W2SGDEpoch:
     """One SGD epoch, 784-128-10 sigmoid, 60000 MNIST-shaped examples."""
 
-    params = [NETWORK_IMPLS, DTYPES, W2_BATCH_SIZES]
-    param_names = ["impl", "dtype", "batch_size"]
+    params = [DTYPES, W2_BATCH_SIZES, NETWORK_IMPLS]
+    param_names = ["dtype", "batch_size", "impl"]
     number = 1
     repeat = (2, 5, 20.0)
     warmup_time = 0
     timeout = 900
 
-    def setup(self, impl, dtype, batch_size):
+    def setup(self, dtype, batch_size, impl):
         self.epoch = prepared("w2", impl, dtype, batch_size)
 
-    def time_sgd_epoch(self, impl, dtype, batch_size):
+    def time_sgd_epoch(self, dtype, batch_size, impl):
         self.epoch()
 
 
 class W3WideBatch:
     """One full-batch cost_and_gradients: 4096 examples, 1024-1024-1024-10."""
 
-    params = [NETWORK_IMPLS, DTYPES]
-    param_names = ["impl", "dtype"]
+    params = [DTYPES, NETWORK_IMPLS]
+    param_names = ["dtype", "impl"]
     number = 1
     repeat = (3, 10, 20.0)
     warmup_time = 0
     timeout = 600
 
-    def setup(self, impl, dtype):
+    def setup(self, dtype, impl):
         self.call = prepared("w3", impl, dtype)
 
-    def time_cost_and_gradients(self, impl, dtype):
+    def time_cost_and_gradients(self, dtype, impl):
         self.call()
 
 
@@ -81,12 +81,12 @@ class PeakMemW2:
     """Process peak RSS over one SGD epoch (batch 128). It includes the data:
     60000 x 784 inputs, 188 MB in float32, 376 MB in float64."""
 
-    params = [NETWORK_IMPLS, DTYPES]
-    param_names = ["impl", "dtype"]
+    params = [DTYPES, NETWORK_IMPLS]
+    param_names = ["dtype", "impl"]
     batch_size = 128
     timeout = 900
 
-    def setup(self, impl, dtype):
+    def setup(self, dtype, impl):
         if impl in peers.PEERS:
             peers.require(impl)
         else:
@@ -95,7 +95,7 @@ class PeakMemW2:
             w2_call(impl, dtype, self.batch_size, mnist_like(dtype, 256))()
         self.data = mnist_like(dtype)
 
-    def peakmem_sgd_epoch(self, impl, dtype):
+    def peakmem_sgd_epoch(self, dtype, impl):
         w2_call(impl, dtype, self.batch_size, self.data)()
 
 
@@ -103,17 +103,17 @@ class PeakMemW3:
     """Process peak RSS over one W3 cost_and_gradients (the 4096 x 1024 inputs
     are 16 MB in float32, 32 MB in float64; the weights 8 or 17 MB)."""
 
-    params = [NETWORK_IMPLS, DTYPES]
-    param_names = ["impl", "dtype"]
+    params = [DTYPES, NETWORK_IMPLS]
+    param_names = ["dtype", "impl"]
     timeout = 600
 
-    def setup(self, impl, dtype):
+    def setup(self, dtype, impl):
         if impl in peers.PEERS:
             peers.require(impl)
         else:
             w3_call(impl, dtype, wide_batch(dtype, 8))()
         self.data = wide_batch(dtype)
 
-    def peakmem_cost_and_gradients(self, impl, dtype):
+    def peakmem_cost_and_gradients(self, dtype, impl):
         w3_call(impl, dtype, self.data)()
 
