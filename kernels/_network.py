@@ -108,21 +108,19 @@ def _prime_from_output(a, code, one):
 @kernel
 def _backprop_into_activations(work, src, dst, size, code):
     """``work[dst:] = work[src:] * f'(work[dst:])``: delta[l] replaces a[l], whose
-    only remaining use is its own derivative. One loop per activation so that
-    each loop vectorises."""
+    only remaining use is its own derivative. One loop per activation, with the
+    code fixed inside it, so that each loop vectorises."""
     one = work.dtype.type(1.0)
     d, s = work[dst : dst + size], work[src : src + size]
     if code == SIGMOID:
         for i in range(size):
-            a = d[i]
-            d[i] = s[i] * (a * (one - a))
+            d[i] = s[i] * _prime_from_output(d[i], SIGMOID, one)
     elif code == TANH:
         for i in range(size):
-            a = d[i]
-            d[i] = s[i] * (one - a * a)
+            d[i] = s[i] * _prime_from_output(d[i], TANH, one)
     elif code == RELU:
         for i in range(size):
-            d[i] = s[i] if d[i] > 0 else one - one
+            d[i] = s[i] * _prime_from_output(d[i], RELU, one)
     else:
         for i in range(size):
             d[i] = s[i]

@@ -130,3 +130,18 @@ def test_nan_weight_reaches_the_cost(activation):
     X, y = np.ones((3, 2)), np.ones((3, 1))
     assert np.isnan(net.cost(X, y))
     assert np.isnan(net.cost_and_gradients(X, y)[0])
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])
+def test_nan_weight_reaches_the_same_gradients_as_the_reference(activation):
+    # the NaN flows back through every hidden unit, dead relu units included
+    # (NaN * 0 is NaN, as in the reference's product with the derivative)
+    nan_at = {}
+    for backend in ("numba", "numpy"):
+        net = fastbp.Network([2, 4, 4, 1], activation=activation,
+                             output_activation="identity", seed=0, backend=backend)
+        net.weights[-1][0, 0] = np.nan
+        _, gW, gb = net.cost_and_gradients(np.ones((3, 2)), np.ones((3, 1)))
+        nan_at[backend] = [np.isnan(g) for g in gW + gb]
+    for fast, ref in zip(nan_at["numba"], nan_at["numpy"]):
+        np.testing.assert_array_equal(fast, ref)
