@@ -158,8 +158,9 @@ def real_number(value, name, *, low=None, high=None, low_open=False, high_open=F
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {value!r}")
     value = float(value)
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
+    # an unbounded end is open: a finite number never reaches it
+    lo = "(" if low_open or low is None else "["
+    hi = ")" if high_open or high is None else "]"
     bounds = f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}"
     bad = not np.isfinite(value)
     if low is not None:

@@ -9,61 +9,41 @@ subnormal results included. ``-inf`` gives 0 and NaN gives NaN.
 """
 
 import numpy as np
-from numba.core import types
+from llvmlite import ir
+from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
 from ._jit import kernel
-
-# Numba's fast-math pass flags only float instructions that have no flags yet, so
-# these keep just "contract". With "reassoc", LLVM folds LN2_HI + LN2_LO back into
-# one rounded ln2 (about 200 ulp of error at x = -700) and may reorder the scaling.
-_NO_REASSOC = ("contract",)
 
 
 def _same_float(*args):
     return isinstance(args[0], types.Float) and all(a == args[0] for a in args)
 
 
-def _mul(a, b):
-    """``a * b``, kept out of reassociation."""
-    return a * b
-
-
-def _mul_add(a, b, c):
-    """``a * b + c`` (one FMA where the CPU has it), kept out of reassociation."""
+def mul_add(a, b, c):
+    """``a * b + c``, one fused multiply-add where the CPU has one."""
     return a * b + c
 
 
-# The plain functions above run when the JIT is disabled; compiled code gets these.
-@intrinsic
-def _mul_ir(typingctx, a, b):
-    if not _same_float(a, b):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.fmul(*args, flags=_NO_REASSOC)
-
-    return a(a, b), codegen
-
-
+# The plain function above runs when the JIT is disabled; compiled code gets this.
+# ``llvm.fmuladd`` is fused or not by the target alone, never by where LLVM
+# inlines it, so every copy of a kernel rounds alike (see ``_jit.FASTMATH_FLAGS``).
 @intrinsic
 def _mul_add_ir(typingctx, a, b, c):
     if not _same_float(a, b, c):
         return None
 
     def codegen(context, builder, sig, args):
-        x, y, z = args
-        return builder.fadd(builder.fmul(x, y, flags=_NO_REASSOC), z, flags=_NO_REASSOC)
+        ty = args[0].type
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ty, [ty, ty, ty]), f"llvm.fmuladd.{ty.intrinsic_name}"
+        )
+        return builder.call(fn, args)
 
     return a(a, b, c), codegen
 
 
-@overload(_mul)
-def _mul_overload(a, b):
-    return lambda a, b: _mul_ir(a, b)
-
-
-@overload(_mul_add)
+@overload(mul_add)
 def _mul_add_overload(a, b, c):
     return lambda a, b, c: _mul_add_ir(a, b, c)
 
@@ -73,7 +53,7 @@ def _horner(r, c):
     """``c[0] + c[1] r + c[2] r^2 + ...``"""
     q = c[-1]
     for i in range(len(c) - 2, -1, -1):
-        q = q * r + c[i]
+        q = mul_add(q, r, c[i])
     return q
 
 
@@ -126,20 +106,20 @@ _Q_F = tuple(
 def exp_nonpositive_f64(x):
     x = _LO if x < _LO else x  # -inf -> _LO; NaN stays NaN
     k = np.rint(x * _LOG2E)
-    r = _mul_add(k, -_LN2_LO, _mul_add(k, -_LN2_HI, x))
-    p = 1.0 + _mul_add(r * r, _horner(r, _Q), r)
+    r = mul_add(k, -_LN2_LO, mul_add(k, -_LN2_HI, x))
+    p = 1.0 + mul_add(r * r, _horner(r, _Q), r)
     up = np.int64(np.float64(k + _BIAS).view(np.int64) << 52).view(np.float64)
-    return _mul(_mul(p, up), _DOWN)
+    return p * up * _DOWN
 
 
 @kernel
 def exp_nonpositive_f32(x):
     x = _LO_F if x < _LO_F else x
     k = np.rint(x * _LOG2E_F)
-    r = _mul_add(k, -_LN2_LO_F, _mul_add(k, -_LN2_HI_F, x))
-    p = _ONE_F + _mul_add(r * r, _horner(r, _Q_F), r)
+    r = mul_add(k, -_LN2_LO_F, mul_add(k, -_LN2_HI_F, x))
+    p = _ONE_F + mul_add(r * r, _horner(r, _Q_F), r)
     up = np.int32(np.float32(k + _BIAS_F).view(np.int32) << 23).view(np.float32)
-    return _mul(_mul(p, up), _DOWN_F)
+    return p * up * _DOWN_F
 
 
 def exp_nonpositive(x):

@@ -5,9 +5,15 @@ import os
 import numpy as np
 from numba import njit
 
-#: LLVM fast-math flags allowed in kernels. ``nnan`` and ``ninf`` are deliberately
-#: absent: NaN and infinity must propagate so that training can detect them.
-FASTMATH_FLAGS = frozenset({"nsz", "contract", "reassoc"})
+#: LLVM fast-math flags allowed in kernels: none. ``nnan`` and ``ninf`` would hide
+#: the NaN and infinity that training must detect. The others (``reassoc``,
+#: ``contract``, ``nsz``, ...) let LLVM round differently wherever it inlines a
+#: helper, and Numba links an uninlined call to whichever copy of the helper a
+#: process loaded first (its own, compiled now, or the caller's, read from the
+#: cache): with them, a process that compiles and one that loads the cache
+#: disagree in the last bits. Fused multiply-adds are written out where wanted
+#: (``_exp.mul_add``).
+FASTMATH_FLAGS = frozenset()
 
 #: Set ``FASTBP_NO_CACHE=1`` to compile in memory only (no on-disk cache).
 #: Numba's cache keys on each kernel's source file, not on these options: after

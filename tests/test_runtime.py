@@ -125,3 +125,69 @@ def test_cache_can_be_switched_off(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == "False"
     assert not any(tmp_path.rglob("*.nbi"))
+
+
+# Every public result whose bits could depend on how the kernels came to be in
+# the process. The products are large enough to go through BLAS; BFGS, whose
+# dense inverse Hessian grows as the square of the parameter count, gets a
+# smaller network.
+SAME_BITS_SCRIPT = """
+import hashlib, json, sys
+for name in sys.argv[1:]:  # imported before fastbp, as a user's script might
+    __import__(name)
+import numpy as np, fastbp
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((300, 64)), rng.random((300, 10))
+digests = {}
+def record(key, *arrays):
+    flat = np.concatenate([np.ravel(a) for a in arrays])
+    digests[key] = hashlib.sha256(flat.tobytes()).hexdigest()
+for dtype in (np.float32, np.float64):
+    for act, out, loss in (("sigmoid", "sigmoid", "half_sse"), ("tanh", "identity", "mse"),
+                           ("relu", "sigmoid", "cross_entropy")):
+        def net(sizes=(64, 96, 10)):
+            return fastbp.Network(sizes, activation=act, output_activation=out, loss=loss,
+                                  dtype=dtype, seed=1)
+        key = f"{np.dtype(dtype).name}-{act}"
+        J, gW, gb = net().cost_and_gradients(X, y)
+        record(key + "-gradient", [J], *gW, *gb)
+        record(key + "-predict", net().predict(X))
+        for method, sizes, options in (
+                ("sgd", (64, 96, 10), dict(epochs=2, batch_size=16, momentum=0.9)),
+                ("gd", (64, 96, 10), dict(epochs=3)),
+                ("bfgs", (16, 32, 4), dict(max_iter=5))):
+            trained = net(sizes).fit(X[:, :sizes[0]], y[:, :sizes[-1]], method=method,
+                                     learning_rate=0.01, seed=2, **options)
+            record(f"{key}-fit-{method}", trained.get_params(), trained.loss_curve_)
+print(json.dumps(digests))
+"""
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
+def test_same_bits_whether_compiled_cached_uncached_or_imported_after_others(tmp_path):
+    def digests(*modules, **env):
+        full_env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+        full_env.pop("FASTBP_NO_CACHE", None)
+        full_env.update(env)
+        out = subprocess.run([sys.executable, "-c", SAME_BITS_SCRIPT, *modules],
+                             capture_output=True, text=True, env=full_env, cwd=ROOT, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    compiled = digests()  # an empty cache: compiles, and fills it
+    assert any(tmp_path.rglob("*.nbi")), "the cache was not filled"
+    others = [m for m in ("scipy.optimize", "sklearn", "torch") if _importable(m)]
+    runs = {
+        "loaded from the cache": digests(),
+        "FASTBP_NO_CACHE=1": digests(FASTBP_NO_CACHE="1"),
+        f"after importing {', '.join(others)}": digests(*others),
+    }
+    for how, result in runs.items():
+        differ = sorted(k for k in compiled if result[k] != compiled[k])
+        assert not differ, f"{how}: other bits than a compiling process for {differ}"
+
+
+def _importable(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module.split(".")[0]) is not None
