@@ -6,12 +6,40 @@
 
 __version__ = "0.1.0"
 
-from . import kernels, reference
-from .gradcheck import gradient_check, numerical_gradient
-from .io import load
-from .network import Network
+
+def _find_kernels_in_the_source_tree():
+    """Make ``fastbp.kernels`` importable from a source checkout.
+
+    An install maps the top-level ``kernels/`` folder into the package; in the
+    source tree it sits beside ``fastbp/``, where ``python -m fastbp``, pytest or
+    a script run from the checkout's root find this package first.
+    """
+    import importlib.util
+    import os
+    import sys
+
+    if importlib.util.find_spec(f"{__name__}.kernels") is not None:
+        return
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
+    spec = importlib.util.spec_from_file_location(
+        f"{__name__}.kernels", os.path.join(folder, "__init__.py"),
+        submodule_search_locations=[folder],
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+
+_find_kernels_in_the_source_tree()
+
+from . import kernels, reference  # noqa: E402
+from .gradcheck import gradient_check, numerical_gradient  # noqa: E402
+from .io import load  # noqa: E402
+from .network import Network  # noqa: E402
+from .training import ConvergenceWarning  # noqa: E402
 
 __all__ = [
+    "ConvergenceWarning",
     "Network",
     "__version__",
     "gradient_check",

@@ -1,9 +1,10 @@
 """Saving and loading networks as one ``.npz`` file, never through pickle.
 
 The file holds ``W0, b0, W1, b1, ...`` (no ``b*`` without biases) and ``header``, a
-JSON string with the format version, the network's settings and a SHA-256 of the
-parameters, so a truncated, tampered or mismatched file is refused with a
-``ValueError`` that says what is wrong.
+JSON string with the format version, the network's settings, its training record
+(``loss_curve_``, ``n_iter_``; absent from older files, which load with an empty
+record) and a SHA-256 of the parameters, so a truncated, tampered or mismatched
+file is refused with a ``ValueError`` that says what is wrong.
 """
 
 import hashlib
@@ -50,6 +51,8 @@ def save(net, path):
         "bias": net.bias,
         "dtype": net.dtype.name,
         "backend": net.backend,
+        "loss_curve": [float(loss) for loss in net.loss_curve_],
+        "n_iter": int(net.n_iter_),
         "sha256": _digest(arrays.values()),
     }
     with open(os.fspath(path), "wb") as f:
@@ -117,4 +120,14 @@ def load(path):
         raise ValueError(f"{path!s}: the parameters do not match the header's checksum")
     for name, target in targets.items():
         target[...] = data[name]
+    net.loss_curve_, net.n_iter_ = _training_record(header, path)
     return net
+
+
+def _training_record(header, path):
+    losses, n_iter = header.get("loss_curve", []), header.get("n_iter", 0)
+    if not (isinstance(losses, list) and all(isinstance(x, (int, float)) for x in losses)):
+        raise ValueError(f"{path!s}: loss_curve in the header must be a list of numbers")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0:
+        raise ValueError(f"{path!s}: n_iter in the header must be a non-negative integer")
+    return [float(x) for x in losses], n_iter

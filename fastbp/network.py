@@ -15,6 +15,13 @@ from .kernels import _network as fused
 from .kernels._jit import specialisation
 
 LOSSES = {"half_sse": fused.HALF_SSE, "mse": fused.MSE, "cross_entropy": fused.CROSS_ENTROPY}
+#: The values each activation can output: targets outside can never be fitted.
+OUTPUT_RANGES = {
+    "sigmoid": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "relu": (0.0, np.inf),
+    "identity": (-np.inf, np.inf),
+}
 BACKENDS = ("numba", "numpy")
 #: Rows per chunk for forward passes and costs (bounds workspace memory).
 CHUNK_ROWS = 4096
@@ -298,7 +305,19 @@ class Network:
         ``n_iter_`` their count. ``verbose`` shows a progress bar (tqdm) or prints
         a line per epoch; ``callback(net, epoch, loss)`` returning True stops.
         A NaN or infinite loss raises ``FloatingPointError`` naming the epoch and
-        restores the weights of the last finite epoch.
+        restores the weights of the last finite epoch. Targets outside the range
+        of the output activation (sigmoid [0, 1], tanh [-1, 1], relu >= 0) are
+        refused with a ``ValueError``.
+
+        ``converged_`` is True when the tolerance was met (``tol`` for SGD/GD,
+        scipy's own criteria for BFGS), False when the iteration limit came
+        first, with a :class:`fastbp.ConvergenceWarning`, and None when there
+        was nothing to meet (SGD/GD without ``tol``, or a callback stopped).
+
+        Returns
+        -------
+        Network
+            ``self``, trained.
         """
         return training.fit(self, X, y, method=method, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
@@ -313,14 +332,27 @@ class Network:
         return self.forward(X)
 
     def score(self, X, y):
-        """Accuracy for ``loss="cross_entropy"`` (argmax for one-hot targets, a 0.5
-        threshold for one 0/1 output), else R² averaged over outputs."""
+        """Accuracy for ``loss="cross_entropy"``, else R² averaged over outputs.
+
+        Accuracy needs 0/1 targets. One-hot rows (one class each) count as right
+        when the largest output is the class; otherwise (one output, or several
+        labels per row) every output is thresholded at 0.5 and a row counts as
+        right only when all its labels are, as scikit-learn's multi-label
+        accuracy does.
+
+        Returns
+        -------
+        float
+        """
         X, y = self._check_Xy(X, y)
         yhat = self._forward(X)
         if self.loss == "cross_entropy":
-            if y.shape[1] == 1:
-                return float(np.mean((yhat >= 0.5) == (y >= 0.5)))
-            return float(np.mean(yhat.argmax(axis=1) == y.argmax(axis=1)))
+            if not np.isin(y, (0, 1)).all():
+                raise ValueError("score needs 0/1 targets for loss='cross_entropy' (accuracy); "
+                                 "y holds values strictly between 0 and 1")
+            if y.shape[1] > 1 and (y.sum(axis=1) == 1).all():
+                return float(np.mean(yhat.argmax(axis=1) == y.argmax(axis=1)))
+            return float(np.mean(((yhat >= 0.5) == (y == 1)).all(axis=1)))
         ss_res = ((y - yhat) ** 2).sum(axis=0, dtype=np.float64)
         ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):

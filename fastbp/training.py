@@ -5,6 +5,8 @@ buffers; the numpy backend runs the same steps in a Python loop over
 :mod:`fastbp.reference`, so both give the same weights from the same seed.
 """
 
+import warnings
+
 import numpy as np
 
 from . import _validation as v
@@ -13,12 +15,32 @@ from .kernels import _network as fused
 METHODS = ("sgd", "gd", "bfgs", "lbfgs")
 
 
+class ConvergenceWarning(UserWarning):
+    """Training stopped at its iteration limit before meeting its tolerance."""
+
+
+def _check_targets_reachable(net, y):
+    """Refuse targets that the output activation can never produce."""
+    from .network import OUTPUT_RANGES
+
+    act = net.activations[-1]
+    low, high = OUTPUT_RANGES[act]
+    y_min, y_max = float(y.min()), float(y.max())
+    if y_min < low or y_max > high:
+        raise ValueError(
+            f"y holds values in [{y_min:.4g}, {y_max:.4g}], outside [{low}, {high}], the range "
+            f"of the output activation {act!r}, so they can never be fitted; use "
+            "output_activation='identity' for unbounded targets, or scale y into that range"
+        )
+
+
 def fit(net, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
         momentum=0.0, shuffle=True, seed=None, max_iter=200, tol=None, verbose=False,
         callback=None):
     """Train ``net`` in place; see :meth:`fastbp.Network.fit`."""
     v.choice(method, "method", METHODS)
     X, y = net._check_Xy(X, y)
+    _check_targets_reachable(net, y)
     epochs = v.positive_int(epochs, "epochs")
     batch_size = v.positive_int(batch_size, "batch_size")
     learning_rate = v.real_number(learning_rate, "learning_rate", low=0.0, low_open=True)
@@ -33,11 +55,14 @@ def fit(net, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
     rng = v.generator(seed)
     net.loss_curve_ = []
     net.n_iter_ = 0
-    progress = _Progress(verbose, max_iter if method in ("bfgs", "lbfgs") else epochs)
+    net.converged_ = None
+    quasi_newton = method in ("bfgs", "lbfgs")
+    progress = _Progress(verbose, max_iter if quasi_newton else epochs,
+                         "iteration" if quasi_newton else "epoch")
     # Divergence is detected from the loss and reported by epoch; NumPy's overflow
     # warnings on the way there (numpy backend) would only be noise.
     with np.errstate(over="ignore", invalid="ignore"), progress:
-        if method in ("bfgs", "lbfgs"):
+        if quasi_newton:
             _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback)
         else:
             if method == "gd":
@@ -89,7 +114,13 @@ def _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle, rn
         if _record(net, loss, epoch, progress, callback):
             return
         if tol is not None and previous is not None and previous - loss < tol:
+            net.converged_ = True
             return
+    if tol is not None:
+        net.converged_ = False
+        warnings.warn(
+            f"training stopped after epochs={epochs} with the loss still falling by tol={tol} "
+            "or more per epoch; raise epochs to go on", ConvergenceWarning, stacklevel=4)
 
 
 def _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity,
@@ -146,26 +177,33 @@ def _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback):
         raise FloatingPointError(f"the loss became {result.fun} after {result.nit} iterations")
     net._params[...] = result.x
     net.optimization_result_ = result
+    net.converged_ = bool(result.success)
+    if not result.success:
+        warnings.warn(f"{method} stopped without converging after {result.nit} iterations "
+                      f"(max_iter={max_iter}): {result.message}", ConvergenceWarning,
+                      stacklevel=4)
 
 
 class _Progress:
-    """tqdm bar with the running loss when tqdm is installed, else one line per epoch."""
+    """tqdm bar with the running loss when tqdm is installed, else one line per
+    epoch (or iteration)."""
 
-    def __init__(self, verbose, total):
+    def __init__(self, verbose, total, unit):
         self.verbose = bool(verbose)
+        self.unit = unit
         self.bar = None
         if self.verbose:
             try:
                 from tqdm.auto import tqdm
             except ImportError:
                 return
-            self.bar = tqdm(total=total, unit="epoch")
+            self.bar = tqdm(total=total, unit=unit)
 
     def update(self, step, loss):
         if not self.verbose:
             return
         if self.bar is None:
-            print(f"epoch {step}: loss {loss:.6g}", flush=True)
+            print(f"{self.unit} {step}: loss {loss:.6g}", flush=True)
         else:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{loss:.6g}")

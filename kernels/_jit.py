@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 from numba import njit
+from numba.core import caching, config
+from numba.misc.appdirs import AppDirs
 
 #: LLVM fast-math flags allowed in kernels: none. ``nnan`` and ``ninf`` would hide
 #: the NaN and infinity that training must detect. The others (``reassoc``,
@@ -19,6 +21,45 @@ FASTMATH_FLAGS = frozenset()
 #: Numba's cache keys on each kernel's source file, not on these options: after
 #: changing them, clear the cache (or change the files that define the kernels).
 CACHE = os.environ.get("FASTBP_NO_CACHE", "").strip().lower() in ("", "0", "false", "no")
+
+#: Where the compiled kernels are cached, unless ``NUMBA_CACHE_DIR`` is set: the
+#: user's cache folder (``~/.cache/fastbp`` on Linux), never the package folder,
+#: where files that ``pip uninstall`` does not know of would outlive the install
+#: and shadow the next one.
+CACHE_ROOT = AppDirs(appname="fastbp", appauthor=False).user_cache_dir
+
+_KERNELS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _numba_caching(name):
+    """``numba.core.caching.<name>``, public from numba 0.61 on, private before."""
+    return getattr(caching, name.lstrip("_"), None) or getattr(caching, name)
+
+
+class _UserCacheLocator(_numba_caching("_SourceFileBackedLocatorMixin"),
+                        _numba_caching("_CacheLocator")):
+    """Numba cache locator for this folder's kernels: one subfolder of
+    :data:`CACHE_ROOT` per installed copy (keyed by its path), entries keyed by
+    the source files' contents as usual."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = os.path.join(CACHE_ROOT, self.get_suitable_cache_subpath(py_file))
+
+    def get_cache_path(self):
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if config.CACHE_DIR or os.path.dirname(os.path.abspath(py_file)) != _KERNELS_DIR:
+            return None  # NUMBA_CACHE_DIR, or not a kernel of ours: Numba's own choice
+        return super().from_function(py_func, py_file)
+
+
+_LOCATORS = _numba_caching("_CacheImpl")._locator_classes
+if _UserCacheLocator.__qualname__ not in {c.__qualname__ for c in _LOCATORS}:
+    _LOCATORS.insert(0, _UserCacheLocator)
 
 JIT_OPTIONS = {
     "cache": CACHE,

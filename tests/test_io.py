@@ -102,3 +102,13 @@ def test_bad_files_raise_value_error(tmp_path, damage, match):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         fastbp.load(tmp_path / "nope.npz")
+
+
+def test_round_trip_keeps_the_training_record(tmp_path):
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    y = (X[:, :2] > 0).astype(float)
+    net = fastbp.Network([3, 4, 2], loss="cross_entropy", seed=0).fit(X, y, epochs=4)
+    net.save(tmp_path / "net.npz")
+    loaded = fastbp.load(tmp_path / "net.npz")
+    assert loaded.loss_curve_ == net.loss_curve_ and len(loaded.loss_curve_) == 4
+    assert loaded.n_iter_ == 4

@@ -1,5 +1,8 @@
 """Training: SGD learns, backends agree, seeds reproduce, NaN stops, callbacks work."""
 
+import sys
+import warnings
+
 import numpy as np
 import pytest
 
@@ -11,6 +14,12 @@ def _sine(n=200, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.uniform(-np.pi, np.pi, (n, 1))
     return X, np.sin(X)
+
+
+def _unit_sine(n=200, seed=0):
+    """Sine targets scaled into [0, 1], the range of the default sigmoid output."""
+    X, y = _sine(n, seed)
+    return X, (y + 1) / 2
 
 
 def _xor():
@@ -54,7 +63,7 @@ def test_numba_and_numpy_backends_agree(method, momentum):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_same_seed_same_weights_bit_for_bit(dtype):
-    X, y = _sine(64)
+    X, y = _unit_sine(64)
     runs = [fastbp.Network([1, 6, 1], dtype=dtype, seed=0).fit(
         X, y, epochs=5, batch_size=8, seed=42).get_params() for _ in range(2)]
     np.testing.assert_array_equal(*runs)
@@ -76,7 +85,7 @@ def test_sgd_step_is_the_mean_gradient_of_the_batch():
 
 
 def test_last_short_batch_is_used():
-    X, y = _sine(10)
+    X, y = _unit_sine(10)
     a = fastbp.Network([1, 3, 1], seed=0).fit(X, y, epochs=1, batch_size=4, shuffle=False)
     b = fastbp.Network([1, 3, 1], seed=0)
     for s in (slice(0, 4), slice(4, 8), slice(8, 10)):
@@ -104,7 +113,7 @@ def test_divergence_raises_naming_the_epoch_and_keeps_finite_weights(backend):
 
 
 def test_callback_can_stop_training_and_sees_each_epoch():
-    X, y = _sine(30)
+    X, y = _unit_sine(30)
     seen = []
     net = fastbp.Network([1, 4, 1], seed=0)
     net.fit(X, y, epochs=50, callback=lambda n, epoch, loss: seen.append((epoch, loss)) or
@@ -114,7 +123,7 @@ def test_callback_can_stop_training_and_sees_each_epoch():
 
 
 def test_tol_stops_when_progress_stalls():
-    X, y = _sine(30)
+    X, y = _unit_sine(30)
     net = fastbp.Network([1, 4, 1], seed=0).fit(X, y, epochs=500, learning_rate=1e-6, tol=1e-3)
     assert net.n_iter_ == 2
 
@@ -143,7 +152,7 @@ def test_verbose_prints_a_line_per_epoch_without_tqdm(capsys, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
-    X, y = _sine(20)
+    X, y = _unit_sine(20)
     fastbp.Network([1, 3, 1], seed=0).fit(X, y, epochs=3, verbose=True)
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch")]
     assert len(lines) == 3 and "loss" in lines[0]
@@ -167,3 +176,64 @@ def test_score_is_accuracy_for_one_hot_classification():
     assert net.score(X, y) == expected
     with pytest.raises(ValueError, match="sigmoid output"):
         fastbp.Network([2, 2], output_activation="identity").predict_proba(X)
+
+
+@pytest.mark.parametrize("activation, bad, good", [
+    ("sigmoid", [25.0, 346.0], [0.0, 1.0]),
+    ("sigmoid", [-0.5, 0.5], [0.25, 0.5]),
+    ("tanh", [-1.5, 0.0], [-1.0, 1.0]),
+    ("relu", [-0.1, 3.0], [0.0, 300.0]),
+])
+def test_targets_the_output_activation_cannot_reach_are_refused(activation, bad, good):
+    X = np.array([[0.0], [1.0]])
+    net = fastbp.Network([1, 3, 1], output_activation=activation, seed=0)
+    for method in ("sgd", "bfgs"):
+        with pytest.raises(ValueError, match=f"output activation '{activation}'.*identity"):
+            net.fit(X, np.array(bad)[:, None], method=method, epochs=1, max_iter=1)
+    net.fit(X, np.array(good)[:, None], epochs=1)
+    fastbp.Network([1, 3, 1], output_activation="identity").fit(X, np.array(bad)[:, None],
+                                                                epochs=1)
+
+
+def test_bfgs_stopping_at_max_iter_warns_and_says_it_did_not_converge():
+    X, y = seed_example()
+    net = fastbp.Network([2, 3, 1], seed=0)
+    with pytest.warns(fastbp.ConvergenceWarning, match="max_iter=3"):
+        net.fit(X, y, method="lbfgs", max_iter=3)
+    assert net.converged_ is False and net.n_iter_ == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.fit(X, y, method="bfgs", max_iter=1000)
+    assert net.converged_ is True
+
+
+def test_sgd_out_of_epochs_before_tol_warns():
+    X, y = _unit_sine(30)
+    net = fastbp.Network([1, 4, 1], seed=0)
+    with pytest.warns(fastbp.ConvergenceWarning, match="epochs=3"):
+        net.fit(X, y, epochs=3, learning_rate=1.0, tol=1e-12)
+    assert net.converged_ is False
+    net.fit(X, y, epochs=3)
+    assert net.converged_ is None  # no tol: nothing to meet
+
+
+def test_bfgs_progress_counts_iterations(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the plain-print fallback
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    X, y = seed_example()
+    fastbp.Network([2, 3, 1], seed=0).fit(X, y, method="bfgs", verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(ln.startswith("iteration ") for ln in lines)
+
+
+def test_score_on_multi_label_targets_is_whole_row_accuracy():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    net = fastbp.Network([3, 3], loss="cross_entropy", seed=0)
+    labels = (net.predict(X) >= 0.5).astype(float)  # every label predicted right
+    assert (labels.sum(axis=1) > 1).any()  # several labels in some rows
+    assert net.score(X, labels) == 1.0
+    labels[:10, 0] = 1 - labels[:10, 0]  # one wrong label in each of 10 rows
+    assert net.score(X, labels) == 0.75
+    with pytest.raises(ValueError, match="0/1 targets"):
+        net.score(X, np.full((40, 3), 0.3))

@@ -1,0 +1,79 @@
+"""What a newcomer types: the README's snippets, and its main command in a
+fresh checkout's root after ``pip install .``."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _snippets():
+    return re.findall(r"^```python\n(.*?)^```", README, re.S | re.M)
+
+
+def test_the_readme_has_snippets_to_run():
+    assert len(_snippets()) >= 3
+
+
+@pytest.mark.parametrize("index", range(len(_snippets())))
+def test_each_readme_snippet_runs_on_its_own(index, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # snippets may write files
+    exec(compile(_snippets()[index], f"README.md snippet {index + 1}", "exec"), {})
+
+
+def _tracked_files():
+    out = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    return [f for f in out.stdout.splitlines() if (ROOT / f).is_file()]
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="times the compiler")
+def test_main_command_in_a_fresh_checkout_root_after_pip_install(tmp_path):
+    checkout, site, cache = tmp_path / "fastbp-checkout", tmp_path / "site", tmp_path / "cache"
+    for name in _tracked_files():
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, checkout / name)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+         "."], capture_output=True, text=True, cwd=checkout, timeout=600)
+    assert install.returncode == 0, install.stderr
+    # As in a fresh venv: no editable install of this project (as the test run
+    # may have) to find fastbp.kernels where the checkout's fastbp/ cannot.
+    hide = tmp_path / "hide-editable"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path\n"
+        "                    if '__editable__' not in getattr(f, '__module__', '')]\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hide), str(site)]),
+           "XDG_CACHE_HOME": str(cache)}
+    for name in ("NUMBA_CACHE_DIR", "FASTBP_NO_CACHE"):
+        env.pop(name, None)
+
+    # `python -m` puts the checkout's root first on sys.path: its fastbp/ is found
+    # before the installed one, and must import all the same.
+    demo = subprocess.run([sys.executable, "-m", "fastbp"], capture_output=True, text=True,
+                          cwd=checkout, env=env, timeout=600)
+    assert demo.returncode == 0, demo.stderr
+    assert "gradient check" in demo.stdout and "BFGS" in demo.stdout
+
+    # Elsewhere the installed copy runs, and writes its compiled kernels to the
+    # user's cache folder, never into the package, where files pip does not know
+    # of would outlive an uninstall and shadow the next install.
+    script = ("import fastbp, numpy as np; print(fastbp.__file__); "
+              "fastbp.Network([2, 3, 1]).cost_and_gradients(np.ones((3, 2)), np.ones((3, 1)))")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert Path(run.stdout.split()[0]).is_relative_to(site)
+    assert list((cache / "fastbp").rglob("*.nbi")), "nothing was cached"
+    written = [p for p in (site / "fastbp").rglob("*") if p.suffix in (".nbi", ".nbc")]
+    assert not written, f"cache files inside the installed package: {written[:3]}"
