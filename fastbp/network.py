@@ -301,8 +301,11 @@ class Network:
         size; ``mse`` and ``cross_entropy`` are already means; the L2 term is not
         divided), with classical ``momentum`` when it is positive. With ``tol``,
         SGD/GD stop once an epoch lowers the loss by less than ``tol``.
-        ``loss_curve_`` holds the full-data cost after each epoch (or iterate),
-        ``n_iter_`` their count. ``verbose`` shows a progress bar (tqdm) or prints
+        ``loss_curve_`` holds one loss per epoch (or BFGS iterate), ``n_iter_``
+        their count: for SGD/GD the cost in :meth:`cost`'s units gathered from the
+        epoch's batches as they were visited, each at the weights it stepped from
+        (as scikit-learn records it; no extra pass over the data), for BFGS the
+        cost at each iterate. ``verbose`` shows a progress bar (tqdm) or prints
         a line per epoch; ``callback(net, epoch, loss)`` returning True stops.
         A NaN or infinite loss raises ``FloatingPointError`` naming the epoch and
         restores the weights of the last finite epoch. Targets outside the range

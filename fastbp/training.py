@@ -97,13 +97,14 @@ def _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle, rn
             rng.shuffle(order)
         if net.backend == "numba":
             work = net._workspace(batch_size)
-            fused.sgd_epoch(net._params, net._layout, X, y, order, batch_size,
-                            dt(learning_rate), dt(momentum), velocity, net.l2,
-                            per_example, work, net._grad_buffer(), X_batch, y_batch)
+            loss = fused.sgd_epoch(net._params, net._layout, X, y, order, batch_size,
+                                   dt(learning_rate), dt(momentum), velocity, net.l2,
+                                   per_example, work, net._grad_buffer(), X_batch, y_batch)
         else:
-            _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity,
-                         per_example)
-        loss = net._cost(X, y) if np.isfinite(net._params).all() else float("nan")
+            loss = _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum,
+                                velocity, per_example)
+        if not np.isfinite(net._params).all():  # the last step can overflow
+            loss = float("nan")
         if not np.isfinite(loss):
             net._params[...] = last_finite
             raise FloatingPointError(
@@ -125,16 +126,23 @@ def _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle, rn
 
 def _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity,
                  per_example):
-    for start in range(0, X.shape[0], batch_size):
+    """The steps of ``fused.sgd_epoch`` on the reference; returns the same loss."""
+    n, loss = X.shape[0], 0.0
+    for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        scale = 1.0 / idx.size if per_example else 1.0
-        _, grad = net._flat_cost_and_gradient(X[idx], y[idx], scale)
+        m = idx.size
+        scale = 1.0 / m if per_example else 1.0
+        l2_cost = 0.5 * net.l2 * sum(np.sum(W * W, dtype=np.float64) for W in net.weights)
+        J, grad = net._flat_cost_and_gradient(X[idx], y[idx], scale)
+        loss += (J - l2_cost) * m if per_example else (J - l2_cost) * m / n
+        loss += l2_cost * m / n
         if momentum != 0.0:
             velocity *= momentum
             velocity -= learning_rate * grad
             net._params += velocity
         else:
             net._params -= learning_rate * grad
+    return loss
 
 
 def _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback):

@@ -1,4 +1,5 @@
-"""``exp(x)`` for ``x <= 0`` in the input's precision, branch-free so loops vectorise.
+"""``exp(x)`` and ``expm1(x)`` for ``x <= 0`` in the input's precision, branch-free
+so loops vectorise.
 
 ``np.exp`` inside a Numba loop is a scalar libm call that blocks vectorisation. Here
 ``x = k ln2 + r`` with ``|r| <= ln2/2`` (Cody-Waite: ``ln2 = LN2_HI + LN2_LO`` with
@@ -6,6 +7,10 @@
 made from exponent bits. Worst error seen against the exact value: 1.03 ulp (float64)
 and 1.01 ulp (float32), i.e. at most 1 ulp from the correctly rounded result,
 subnormal results included. ``-inf`` gives 0 and NaN gives NaN.
+
+``expm1`` (for the tanh) takes the same reduction without the cancellation of
+``exp(x) - 1``: ``2^k (exp(r) - 1) + (2^k - 1)`` with ``exp(r) - 1 = r + r^2 Q(r)``;
+below ``_LO_M1`` the result rounds to -1, so ``2^k`` stays normal.
 """
 
 import numpy as np
@@ -120,6 +125,49 @@ def exp_nonpositive_f32(x):
     p = _ONE_F + mul_add(r * r, _horner(r, _Q_F), r)
     up = np.int32(np.float32(k + _BIAS_F).view(np.int32) << 23).view(np.float32)
     return p * up * _DOWN_F
+
+
+# expm1(x) rounds to -1 below these: exp(-40) < 2^-53 / 2 and exp(-18) < 2^-24 / 2.
+_LO_M1 = -40.0
+_LO_M1_F = np.float32(-18.0)
+_EXP_BIAS = 1023.0
+_EXP_BIAS_F = np.float32(127.0)
+
+
+@kernel
+def expm1_nonpositive_f64(x):
+    x = _LO_M1 if x < _LO_M1 else x
+    k = np.rint(x * _LOG2E)
+    r = mul_add(k, -_LN2_LO, mul_add(k, -_LN2_HI, x))
+    s = mul_add(r * r, _horner(r, _Q), r)
+    two_k = np.int64(np.int64(k + _EXP_BIAS) << 52).view(np.float64)
+    return mul_add(two_k, s, two_k - 1.0)
+
+
+@kernel
+def expm1_nonpositive_f32(x):
+    x = _LO_M1_F if x < _LO_M1_F else x
+    k = np.rint(x * _LOG2E_F)
+    r = mul_add(k, -_LN2_LO_F, mul_add(k, -_LN2_HI_F, x))
+    s = mul_add(r * r, _horner(r, _Q_F), r)
+    two_k = np.int32(np.int32(k + _EXP_BIAS_F) << 23).view(np.float32)
+    return mul_add(two_k, s, two_k - _ONE_F)
+
+
+def expm1_nonpositive(x):
+    """``expm1(x)`` for ``x <= 0`` in the precision of ``x`` (float32 or float64)."""
+    if isinstance(x, np.float32):
+        return expm1_nonpositive_f32(x)
+    return expm1_nonpositive_f64(np.float64(x))
+
+
+@overload(expm1_nonpositive)
+def _expm1_nonpositive(x):
+    if x == types.float32:
+        return lambda x: expm1_nonpositive_f32(x)
+    if x == types.float64:
+        return lambda x: expm1_nonpositive_f64(x)
+    return None
 
 
 def exp_nonpositive(x):

@@ -17,6 +17,7 @@ from ._elementwise import (
     activate_inplace,
     relu_scalar,
     sigmoid_scalar,
+    tanh_scalar,
 )
 from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, kernel
 from ._linalg import column_sums, gemm_nn_flat, gemm_nt_flat, gemm_tn_flat
@@ -145,7 +146,7 @@ def _add_bias_and_activate(work, off, params, b, n, m, code):
     elif code == TANH:
         for i in range(n):
             for j in range(m):
-                Z[i, j] = np.tanh(Z[i, j] + bias[j])
+                Z[i, j] = tanh_scalar(Z[i, j] + bias[j], one)
     elif code == RELU:
         for i in range(n):
             for j in range(m):
@@ -250,7 +251,7 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale):
             gemm_nt_flat(work, d_off, params, w, work, scratch, n, n_out, n_in)
             _backprop_into_activations(work, scratch, _activation_offset(layout, l - 1, n),
                                        n * n_in, _act(layout, l - 1))
-    return cost + 0.5 * l2 * l2_cost
+    return cost, 0.5 * l2 * l2_cost
 
 
 @entry_kernel
@@ -260,8 +261,10 @@ def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
     ``X`` (n, n0) and ``y`` (n, nL) are C-contiguous of the params' dtype; ``grad``
     has the shape and layout of ``params``. Returns the cost as float64.
     """
-    return _cost_and_gradient(params, layout, X.reshape(X.size), y.reshape(y.size),
-                              X.shape[0], work, grad, l2, data_scale)
+    data_cost, l2_cost = _cost_and_gradient(params, layout, X.reshape(X.size),
+                                            y.reshape(y.size), X.shape[0], work, grad, l2,
+                                            data_scale)
+    return data_cost + l2_cost
 
 
 @entry_kernel
@@ -273,9 +276,15 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
     ``X_batch``/``y_batch`` and the step is ``-learning_rate`` times the gradient
     of the batch's mean cost (``per_example``: divide the data cost by the batch
     size, for sum-type costs). With ``momentum > 0`` classical momentum is used.
+
+    Returns the epoch's loss in the units of :func:`cost_and_gradient` at
+    ``data_scale=1``, gathered from the batches as they were visited (each at the
+    parameters it stepped from, the L2 term weighted by the batch's rows): no
+    second pass over the data.
     """
     n, n_in = X.shape
     n_out = y.shape[1]
+    loss = 0.0
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         for r in range(m):
@@ -286,8 +295,12 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
                 x_dst[j] = x_row[j]
             for j in range(n_out):
                 y_dst[j] = y_row[j]
-        _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out], m, work, grad, l2,
-                           1.0 / m if per_example else 1.0)
+        data_cost, l2_cost = _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out],
+                                                m, work, grad, l2,
+                                                1.0 / m if per_example else 1.0)
+        # a sum-type cost adds up over batches; a mean-type one is weighted by rows
+        loss += data_cost * m if per_example else data_cost * m / n
+        loss += l2_cost * m / n
         if momentum != 0.0:
             for i in range(params.size):
                 velocity[i] = momentum * velocity[i] - learning_rate * grad[i]
@@ -295,6 +308,7 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
         else:
             for i in range(params.size):
                 params[i] -= learning_rate * grad[i]
+    return loss
 
 
 @entry_kernel

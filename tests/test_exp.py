@@ -1,4 +1,5 @@
-"""The vectorisable exp behind the sigmoid: ulp-accurate on x <= 0, tails included."""
+"""The vectorisable exp and expm1 behind the sigmoid and the tanh: ulp-accurate on
+x <= 0, tails included."""
 
 import re
 
@@ -140,18 +141,54 @@ def test_sigmoid_in_place_matches(dtype):
     assert np.array_equal(a, kernels.sigmoid(z))
 
 
+#: Worst ulp distance from the correctly rounded tanh seen on the grid below.
+TANH_ULPS = {np.float64: 2, np.float32: 2}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_against_correct_rounding(dtype):
+    wide = np.longdouble if dtype is np.float64 and EXTENDED else np.float64
+    if dtype is np.float64 and not EXTENDED:
+        pytest.skip("long double is no wider than double")
+    tiny = np.logspace(-40, 1.5, GRID // 20)
+    z = np.concatenate([np.linspace(-30, 30, GRID), tiny, -tiny]).astype(dtype)
+    t = kernels.tanh(z)
+    assert t.dtype == dtype
+    assert _ulps_signed(t, np.tanh(z.astype(wide)).astype(dtype)).max() <= TANH_ULPS[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_special_values(dtype):
+    z = np.array([0.0, -0.0, 1000.0, -1000.0, np.inf, -np.inf, np.nan], dtype)
+    t = kernels.tanh(z)
+    np.testing.assert_array_equal(t, np.tanh(z))
+    np.testing.assert_array_equal(np.signbit(t), np.signbit(np.tanh(z)))
+
+
+def _ulps_signed(a, b):
+    """Ulp distance for arrays of either sign (compared on one monotone scale)."""
+    it = np.int64 if a.dtype == np.float64 else np.int32
+    def key(x):
+        i = x.view(it).astype(np.int64)
+        return np.where(i < 0, np.iinfo(it).min - i, i)
+    return np.abs(key(a) - key(b))
+
+
 @needs_jit
-@pytest.mark.parametrize("loop", [_elementwise.sigmoid_1d, exp_nonpositive_1d])
+@pytest.mark.parametrize("loop", [_elementwise.sigmoid_1d, _elementwise.tanh_1d,
+                                  exp_nonpositive_1d])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_loops_vectorise(loop, dtype):
     z = np.zeros(8, dtype)
     ir = fresh_ir(loop, z, z.copy())
     assert re.search(rf"<\d+ x {'float' if dtype is np.float32 else 'double'}>", ir)
-    assert "@exp" not in ir and "@llvm.exp" not in ir  # no scalar libm call left
+    for libm in ("@exp", "@llvm.exp", "@tanh"):  # no scalar libm call left
+        assert libm not in ir
 
 
 @needs_jit
-@pytest.mark.parametrize("loop", [_elementwise.sigmoid_1d, exp_nonpositive_1d])
+@pytest.mark.parametrize("loop", [_elementwise.sigmoid_1d, _elementwise.tanh_1d,
+                                  exp_nonpositive_1d])
 def test_float32_never_widens(loop):
     z = np.zeros(8, np.float32)
     assert not re.search(r"\bdouble\b", fresh_ir(loop, z, z.copy()))

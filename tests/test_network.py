@@ -209,12 +209,11 @@ def test_objective_is_immune_to_later_changes_of_its_inputs():
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="inspects compiled code")
-@pytest.mark.parametrize("code", ["sigmoid", "relu", "identity"])
+@pytest.mark.parametrize("code", list(kernels.ACTIVATIONS))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_pass_loops_vectorise(dtype, code):
     # loops over blocks of the flat workspace: indexing a view from 0 spares them
     # Numba's negative-index handling, which kept them scalar at 2-7x the time
-    # (tanh calls libm's scalar tanh and is left out)
     fused, code = kernels._network, kernels.ACTIVATIONS[code]
     work, params = np.zeros(64, dtype), np.zeros(8, dtype)
     vector = rf"<\d+ x {'float' if dtype is np.float32 else 'double'}>"

@@ -237,3 +237,35 @@ def test_score_on_multi_label_targets_is_whole_row_accuracy():
     assert net.score(X, labels) == 0.75
     with pytest.raises(ValueError, match="0/1 targets"):
         net.score(X, np.full((40, 3), 0.3))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("loss", ["half_sse", "mse"])
+def test_loss_curve_is_gathered_from_the_steps_without_another_pass(backend, loss, monkeypatch):
+    X, y = _unit_sine(40)
+    net = fastbp.Network([1, 5, 1], loss=loss, l2=0.01, seed=0, backend=backend)
+    before = net.cost(X, y)
+    for name in ("_cost", "_forward"):  # what a full-data evaluation would call
+        monkeypatch.setattr(fastbp.Network, name, lambda *a, **k: pytest.fail("extra pass"))
+    net.fit(X, y, method="gd", epochs=2, learning_rate=0.1)
+    monkeypatch.undo()
+    # full batch: the first epoch's loss is the cost at the weights it stepped from
+    assert net.loss_curve_[0] == pytest.approx(before, rel=1e-12)
+    # mini-batches: each batch's cost at its own starting weights, in cost()'s units
+    net = fastbp.Network([1, 5, 1], loss=loss, l2=0.01, seed=0, backend=backend)
+    replay = fastbp.Network([1, 5, 1], loss=loss, l2=0.01, seed=0, backend=backend)
+    net.fit(X, y, epochs=1, batch_size=16, shuffle=False, learning_rate=0.1)
+    expected = 0.0
+    for rows in (slice(0, 16), slice(16, 32), slice(32, 40)):
+        m = rows.stop - rows.start
+        J = replay.cost(X[rows], y[rows])
+        l2_term = 0.005 * sum(np.sum(W * W) for W in replay.weights)
+        expected += (J - l2_term) * (1 if loss == "half_sse" else m / 40) + l2_term * m / 40
+        scale = 1 / m if loss == "half_sse" else 1.0
+        _, gW, gb = replay.cost_and_gradients(X[rows], y[rows])
+        # cost_and_gradients adds l2 * W unscaled; the data part is what gets scaled
+        replay.weights = [W - 0.1 * ((g - 0.01 * W) * scale + 0.01 * W)
+                          for W, g in zip(replay.weights, gW)]
+        replay.biases = [c - 0.1 * g * scale for c, g in zip(replay.biases, gb)]
+    assert net.loss_curve_[0] == pytest.approx(expected, rel=1e-10)
+    np.testing.assert_allclose(net.get_params(), replay.get_params(), rtol=1e-10)

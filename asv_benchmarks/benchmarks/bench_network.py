@@ -1,11 +1,19 @@
-"""Whole-network workloads W1-W3: time and peak memory."""
+"""Whole-network workloads W1-W4: time and peak memory.
+
+Every workload is timed for ``numpy-plain`` (the loop a user writes), the NumPy
+reference, fastbp and the importable peers; fastbp's ratios are quoted against
+the faster of the first two.
+"""
 
 from . import peers
 from .common import (
     DTYPES,
     IMPLS,
     NETWORK_IMPLS,
+    PLAIN,
     W2_BATCH_SIZES,
+    W4_ACTIVATIONS,
+    W4_BATCH_SIZES,
     mnist_like,
     prepared,
     require_fit,
@@ -24,12 +32,12 @@ class W1SeedNetwork:
     """The seed example: Network([2, 3, 1], bias=False) on three examples,
     ``W1_CALLS`` calls per sample."""
 
-    params = [DTYPES, IMPLS]
+    params = [DTYPES, [PLAIN] + IMPLS]
     param_names = ["dtype", "impl"]
 
     def setup(self, dtype, impl):
         self.public = prepared("w1", impl, dtype, False)
-        self.flat = prepared("w1", impl, dtype, True)
+        self.flat = prepared("w1", impl, dtype, True)  # plain: the same call
 
     def time_cost_and_gradients(self, dtype, impl):
         call = self.public
@@ -57,6 +65,23 @@ class W2SGDEpoch:
         self.epoch = prepared("w2", impl, dtype, batch_size)
 
     def time_sgd_epoch(self, dtype, batch_size, impl):
+        self.epoch()
+
+
+class W4TabularEpoch:
+    """One SGD epoch, 32-64-64-1 regressor (identity output, mse), 100000 rows."""
+
+    params = [DTYPES, W4_ACTIVATIONS, W4_BATCH_SIZES, NETWORK_IMPLS]
+    param_names = ["dtype", "activation", "batch_size", "impl"]
+    number = 1
+    repeat = (2, 5, 20.0)
+    warmup_time = 0
+    timeout = 900
+
+    def setup(self, dtype, activation, batch_size, impl):
+        self.epoch = prepared("w4", impl, dtype, activation, batch_size)
+
+    def time_sgd_epoch(self, dtype, activation, batch_size, impl):
         self.epoch()
 
 

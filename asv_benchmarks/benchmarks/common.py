@@ -21,11 +21,15 @@ import fastbp
 from fastbp.registry import IMPLEMENTATIONS, NETWORK_BACKENDS, kernel_inputs
 
 from . import peers
+from .plain import PlainNetwork
 
-REFERENCE, FASTBP = "numpy-reference", "fastbp"
+REFERENCE, FASTBP, PLAIN = "numpy-reference", "fastbp", "numpy-plain"
 IMPLS = list(IMPLEMENTATIONS)
-#: Implementations of whole-network workloads: the registry plus importable peers.
-NETWORK_IMPLS = IMPLS + peers.AVAILABLE
+#: Implementations of whole-network workloads: the plain NumPy loop a user
+#: writes, the registry (reference and fastbp), and the importable peers.
+NETWORK_IMPLS = [PLAIN] + IMPLS + peers.AVAILABLE
+#: What fastbp's speed is quoted against: the faster of these two in each run.
+NUMPY_OPPONENTS = [PLAIN, REFERENCE]
 DTYPES = ["float32", "float64"]
 
 KERNELS = ["sigmoid", "hidden_delta", "weight_gradient"]
@@ -38,6 +42,11 @@ W2_BATCH_SIZES = [32, 128]
 W2_LEARNING_RATE = 0.1
 W3_SIZES = (1024, 1024, 1024, 10)
 W3_EXAMPLES = 4096
+W4_SIZES = (32, 64, 64, 1)
+W4_EXAMPLES = 100000
+W4_BATCH_SIZES = [16, 64]
+W4_ACTIVATIONS = ["sigmoid", "tanh", "relu"]
+W4_LEARNING_RATE = 0.01
 
 
 # -- kernels ---------------------------------------------------------------------
@@ -70,11 +79,19 @@ def seed_network(impl, dtype):
     return net
 
 
+def _plain(net):
+    """The plain NumPy twin of ``net``, from the same weights."""
+    return PlainNetwork(net.weights, net.biases, net.activations[0], net.activations[-1],
+                        net.loss)
+
+
 def w1_call(impl, dtype, flat=False):
     """``cost_and_gradients``, or with ``flat`` the call BFGS makes per iteration
     (inputs validated once, one flat gradient)."""
-    net = seed_network(impl, dtype)
     X, y = seed_data(dtype)
+    if impl == PLAIN:
+        return functools.partial(_plain(seed_network(FASTBP, dtype)).cost_and_gradients, X, y)
+    net = seed_network(impl, dtype)
     if flat:
         return net._objective(*net._check_Xy(X, y))
     return functools.partial(net.cost_and_gradients, X, y)
@@ -97,22 +114,59 @@ def require_fit():
         raise NotImplementedError("fastbp.Network has no fit() in this version")
 
 
-def w2_call(impl, dtype, batch_size, data=None):
-    """One SGD epoch over ``data`` (default :func:`mnist_like`), from the same
-    initial weights on every call."""
-    X, y = mnist_like(dtype) if data is None else data
+def sgd_epoch_call(impl, X, y, sizes, batch_size, learning_rate, activation="sigmoid",
+                   output="sigmoid", loss="half_sse"):
+    """One SGD epoch of ``impl`` over ``X``, ``y`` from the same initial weights on
+    every call: ``Network.fit(epochs=1)`` for fastbp and the reference, the plain
+    loop, or a peer."""
     if impl in peers.PEERS:
-        return peers.w2_call(impl, X, y, batch_size, W2_SIZES, W2_LEARNING_RATE)
+        return peers.sgd_epoch_call(impl, X, y, batch_size, sizes, learning_rate, activation,
+                                    output, loss)
     require_fit()
-    net = fastbp.Network(W2_SIZES, dtype=dtype, backend=NETWORK_BACKENDS[impl], seed=0)
+    backend = NETWORK_BACKENDS.get(impl, "numba")
+    net = fastbp.Network(sizes, activation=activation, output_activation=output, loss=loss,
+                         dtype=X.dtype, backend=backend, seed=0)
     initial = net.get_params()
+    if impl == PLAIN:
+        def epoch():
+            net.set_params(initial)
+            plain = _plain(net)
+            plain.sgd_epoch(X, y, batch_size, learning_rate, np.random.default_rng(0))
+            return plain
+
+        return epoch
 
     def epoch():
         net.set_params(initial)
         return net.fit(X, y, method="sgd", epochs=1, batch_size=batch_size,
-                       learning_rate=W2_LEARNING_RATE, seed=0)
+                       learning_rate=learning_rate, seed=0)
 
     return epoch
+
+
+def w2_call(impl, dtype, batch_size, data=None):
+    """One SGD epoch over ``data`` (default :func:`mnist_like`)."""
+    X, y = mnist_like(dtype) if data is None else data
+    return sgd_epoch_call(impl, X, y, W2_SIZES, batch_size, W2_LEARNING_RATE)
+
+
+# -- W4: a tabular regressor ---------------------------------------------------------
+
+
+@functools.cache
+def tabular(dtype, n=W4_EXAMPLES):
+    """X (n, 32) standard normal, y (n, 1) a smooth function of X plus noise."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((n, W4_SIZES[0]))
+    y = np.tanh(X[:, :4] @ rng.standard_normal(4))[:, None] + 0.1 * rng.standard_normal((n, 1))
+    return X.astype(dtype), y.astype(dtype)
+
+
+def w4_call(impl, dtype, activation, batch_size):
+    """One SGD epoch of the 32-64-64-1 regressor (identity output, mse)."""
+    X, y = tabular(dtype)
+    return sgd_epoch_call(impl, X, y, W4_SIZES, batch_size, W4_LEARNING_RATE, activation,
+                          "identity", "mse")
 
 
 # -- W3: wide full batch -----------------------------------------------------------
@@ -132,7 +186,10 @@ def w3_call(impl, dtype, data=None):
     X, y = wide_batch(dtype) if data is None else data
     if impl in peers.PEERS:
         return peers.w3_call(impl, X, y, W3_SIZES)
-    net = fastbp.Network(W3_SIZES, dtype=dtype, backend=NETWORK_BACKENDS[impl], seed=0)
+    backend = NETWORK_BACKENDS.get(impl, "numba")
+    net = fastbp.Network(W3_SIZES, dtype=dtype, backend=backend, seed=0)
+    if impl == PLAIN:
+        return functools.partial(_plain(net).cost_and_gradients, X, y)
     return functools.partial(net.cost_and_gradients, X, y)
 
 
@@ -146,7 +203,8 @@ def w3_matmul_flops(n=W3_EXAMPLES, sizes=W3_SIZES):
 
 # -- preparation and timing ----------------------------------------------------------
 
-WORKLOADS = {"kernel": kernel_call, "w1": w1_call, "w2": w2_call, "w3": w3_call}
+WORKLOADS = {"kernel": kernel_call, "w1": w1_call, "w2": w2_call, "w3": w3_call,
+             "w4": w4_call}
 
 
 @functools.cache

@@ -22,60 +22,68 @@ def require(impl):
         raise NotImplementedError(f"{PEERS[impl]} is not installed")
 
 
-def _torch_model(sizes, dtype):
+_TORCH_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU",
+                      "identity": "Identity"}
+
+
+def _torch_model(sizes, dtype, activation="sigmoid", output="sigmoid"):
     import torch
 
     torch.set_num_threads(1)
     layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [torch.nn.Linear(n_in, n_out), torch.nn.Sigmoid()]
+    for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        act = activation if l < len(sizes) - 2 else output
+        layers += [torch.nn.Linear(n_in, n_out), getattr(torch.nn, _TORCH_ACTIVATIONS[act])()]
     torch.manual_seed(0)
     return torch.nn.Sequential(*layers).to(getattr(torch, str(dtype)))
 
 
-def _sklearn_mlp(kind, sizes, batch_size, learning_rate, shuffle):
+def _sklearn_mlp(kind, sizes, batch_size, learning_rate, shuffle, activation="sigmoid"):
     from sklearn import neural_network
 
     return getattr(neural_network, kind)(
-        hidden_layer_sizes=tuple(sizes[1:-1]), activation="logistic", solver="sgd",
+        hidden_layer_sizes=tuple(sizes[1:-1]),
+        activation="logistic" if activation == "sigmoid" else activation, solver="sgd",
         alpha=0.0, batch_size=batch_size, learning_rate_init=learning_rate, momentum=0.0,
         nesterovs_momentum=False, shuffle=shuffle, random_state=0,
     )
 
 
-def w2_call(impl, X, y, batch_size, sizes, learning_rate):
-    """One SGD epoch of mini-batches over ``X`` from the same initial weights,
-    followed by the full-data loss (as ``Network.fit`` records it)."""
+def sgd_epoch_call(impl, X, y, batch_size, sizes, learning_rate, activation="sigmoid",
+                   output="sigmoid", loss="half_sse"):
+    """One SGD epoch of mini-batches over ``X`` from the same initial weights
+    (scikit-learn: a classifier's ``partial_fit`` for sigmoid outputs, a
+    regressor's for identity outputs)."""
     require(impl)
     if impl == "sklearn-mlp":
-        classes = np.arange(y.shape[1])
-        template = _sklearn_mlp("MLPClassifier", sizes, batch_size, learning_rate, True)
+        from sklearn.base import clone
 
-        def epoch():
-            from sklearn.base import clone
-
-            mlp = clone(template).partial_fit(X, y, classes=classes)
-            return float(0.5 * ((mlp.predict_proba(X) - y) ** 2).sum())
-
-        return epoch
+        if output == "sigmoid":
+            classes = np.arange(y.shape[1])
+            template = _sklearn_mlp("MLPClassifier", sizes, batch_size, learning_rate, True,
+                                    activation)
+            return lambda: clone(template).partial_fit(X, y, classes=classes)
+        template = _sklearn_mlp("MLPRegressor", sizes, batch_size, learning_rate, True,
+                                activation)
+        return lambda: clone(template).partial_fit(X, y.ravel())
 
     import torch
 
-    model = _torch_model(sizes, X.dtype)
+    model = _torch_model(sizes, X.dtype, activation, output)
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     opt = torch.optim.SGD(model.parameters(), lr=learning_rate)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    half = 0.5 if loss == "half_sse" else 1.0
 
     def epoch():
         model.load_state_dict(initial)
         order = torch.randperm(len(Xt), generator=torch.Generator().manual_seed(0))
         for idx in order.split(batch_size):
             opt.zero_grad(set_to_none=True)
-            loss = 0.5 * ((model(Xt[idx]) - yt[idx]) ** 2).sum() / len(idx)
-            loss.backward()
+            batch_loss = half * ((model(Xt[idx]) - yt[idx]) ** 2).sum() / len(idx)
+            batch_loss.backward()
             opt.step()
-        with torch.no_grad():
-            return float(0.5 * ((model(Xt) - yt) ** 2).sum())
+        return model
 
     return epoch
 

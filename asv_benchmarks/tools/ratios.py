@@ -1,7 +1,9 @@
 """Time every workload of the asv suite in one process, without asv.
 
-Prints, per workload and dtype, the median seconds of the NumPy reference and of
-fastbp and their ratio (reference / fastbp, higher is better for fastbp), then the
+Prints, per workload and dtype, the median seconds of the plain NumPy loop a user
+writes (``numpy-plain``, where the workload has one), the NumPy reference, fastbp
+and the importable peers, and fastbp's ratio against the faster of the two NumPy
+opponents (higher is better for fastbp), all taking turns in one process; then the
 single-thread ``np.dot`` GEMM rate on 2048 x 2048 matrices and the fraction of it
 that the W3 matmuls reach (called alone, and counted over the whole pass), and
 the sigmoid kernel against a plain copy of its input. Every thread pool is pinned to one thread.
@@ -32,6 +34,11 @@ WORKLOADS = {
     "W1 flat (BFGS call)": (7, lambda impl, dt: ("w1", impl, dt, True)),
     "W2 SGD epoch, batch 32": (3, lambda impl, dt: ("w2", impl, dt, 32)),
     "W2 SGD epoch, batch 128": (3, lambda impl, dt: ("w2", impl, dt, 128)),
+    **{
+        f"W4 {act} epoch, batch {bs}": (3, lambda impl, dt, a=act, b=bs: ("w4", impl, dt, a, b))
+        for act in common.W4_ACTIVATIONS
+        for bs in common.W4_BATCH_SIZES
+    },
     "W3 cost_and_gradients": (5, lambda impl, dt: ("w3", impl, dt)),
     **{
         f"{kernel} {shape}": (7, lambda impl, dt, k=kernel, s=shape: ("kernel", impl, k, s, dt))
@@ -40,24 +47,34 @@ WORKLOADS = {
     },
 }
 W3 = "W3 cost_and_gradients"
+OPPONENTS = common.NUMPY_OPPONENTS
 
 
-def measure(only, dtypes):
-    """Rows ``(workload, dtype, reference seconds, fastbp seconds)``."""
+def _impls(label, peers):
+    if label.startswith("W"):
+        return OPPONENTS + [common.FASTBP] + (peers if label[:2] != "W1" else [])
+    return [common.REFERENCE, common.FASTBP]  # kernels: no plain loop to write
+
+
+def measure(only, dtypes, peers):
+    """Rows ``(workload, dtype, {impl: seconds})``; every implementation of a row
+    takes turns with the others, sample by sample."""
     rows = []
     for label, (samples, args) in WORKLOADS.items():
         if only and not re.search(only, label):
             continue
         for dt in dtypes:
+            impls = _impls(label, peers)
             try:
-                calls = [common.prepared(*args(impl, dt))
-                         for impl in (common.REFERENCE, common.FASTBP)]
+                calls = [common.prepared(*args(impl, dt)) for impl in impls]
             except NotImplementedError as exc:
-                print(f"{label:26} {dt:8} skipped: {exc}")
+                print(f"{label:28} {dt:8} skipped: {exc}")
                 continue
-            ref, fast = common.median_seconds(calls, repeat=samples)
-            rows.append((label, dt, ref, fast))
-            print(f"{label:26} {dt:8} {_fmt(ref):>10} {_fmt(fast):>10} {ref / fast:7.2f}x",
+            seconds = dict(zip(impls, common.median_seconds(calls, repeat=samples)))
+            rows.append((label, dt, seconds))
+            best = min(seconds[i] for i in OPPONENTS if i in seconds)
+            cells = " ".join(f"{i}={_fmt(t)}" for i, t in seconds.items())
+            print(f"{label:28} {dt:8} {best / seconds[common.FASTBP]:6.2f}x  {cells}",
                   flush=True)
     return rows
 
@@ -149,7 +166,8 @@ def plot(rows, path):
 
     labels = list(dict.fromkeys(label for label, *_ in rows))
     dtypes = list(dict.fromkeys(dt for _, dt, *_ in rows))
-    ratio = {(label, dt): ref / fast for label, dt, ref, fast in rows}
+    ratio = {(label, dt): min(t[i] for i in OPPONENTS if i in t) / t[common.FASTBP]
+             for label, dt, t in rows}
     y = np.arange(len(labels))
     height = 0.8 / len(dtypes)
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
@@ -159,7 +177,8 @@ def plot(rows, path):
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(y + height * (len(dtypes) - 1) / 2, labels)
     ax.invert_yaxis()
-    ax.set_xlabel("speedup of fastbp over the NumPy reference (one thread)")
+    ax.set_xlabel("speedup of fastbp over the faster of plain NumPy and the reference "
+                  "(one thread)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -172,11 +191,14 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=common.DTYPES, action="append",
                         help="dtype to run (repeatable; default: both)")
     parser.add_argument("--plot", metavar="PATH", help="save a bar chart of the ratios")
+    parser.add_argument("--no-peers", action="store_true", help="skip PyTorch and sklearn")
     args = parser.parse_args(argv)
     dtypes = args.dtype or common.DTYPES
+    peers = [] if args.no_peers else common.peers.AVAILABLE
 
-    print(f"{'workload':26} {'dtype':8} {'reference':>10} {'fastbp':>10} {'ratio':>8}")
-    rows = measure(args.only, dtypes)
+    print(f"{'workload':28} {'dtype':8} {'ratio':>7}  (fastbp against the faster of "
+          f"{' and '.join(OPPONENTS)}; medians)")
+    rows = measure(args.only, dtypes, peers)
     if not args.only or re.search(args.only, W3):
         gemm_report(dtypes)
     if not args.only or re.search(args.only, "sigmoid 4096x1024"):

@@ -1,0 +1,56 @@
+"""The benchmarks' plain NumPy opponent computes what fastbp computes: a speed
+ratio against it compares the same work."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import fastbp
+
+_PATH = Path(__file__).resolve().parents[1] / "asv_benchmarks" / "benchmarks" / "plain.py"
+_spec = importlib.util.spec_from_file_location("plain", _PATH)
+plain = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(plain)
+
+
+def _pair(sizes, activation, output, loss, dtype=np.float64, bias=True):
+    net = fastbp.Network(sizes, activation=activation, output_activation=output, loss=loss,
+                         dtype=dtype, bias=bias, seed=3)
+    return net, plain.PlainNetwork(net.weights, net.biases, activation, output, loss)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_plain_gradient_is_the_reference_gradient(activation, bias):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((9, 4)), rng.random((9, 2))
+    net, twin = _pair([4, 5, 2], activation, "sigmoid", "half_sse", bias=bias)
+    J, gW, gb = net.cost_and_gradients(X, y)
+    J_plain, gW_plain, gb_plain = twin.cost_and_gradients(X, y)
+    assert J_plain == pytest.approx(J, rel=1e-12)
+    for a, b in zip(gW_plain, gW):
+        assert_close(a, b)
+    if bias:
+        for a, b in zip(gb_plain, gb):
+            assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation, output, loss", [
+    ("sigmoid", "sigmoid", "half_sse"), ("tanh", "identity", "mse"), ("relu", "identity", "mse")])
+def test_plain_epoch_takes_the_steps_fit_takes(dtype, activation, output, loss):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((50, 4)).astype(dtype)
+    y = rng.random((50, 2)).astype(dtype)
+    net, twin = _pair([4, 6, 2], activation, output, loss, dtype)
+    twin.sgd_epoch(X, y, 8, 0.05, np.random.default_rng(0))
+    # the same visiting order as the plain loop's permutation
+    order = np.random.default_rng(0).permutation(50)
+    net.fit(X[order], y[order], epochs=1, batch_size=8, learning_rate=0.05, shuffle=False)
+    for a, b in zip(twin.W, net.weights):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=1e-5 if dtype == np.float32 else 1e-12)
