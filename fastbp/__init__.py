@@ -18,9 +18,13 @@ def _find_kernels_in_the_source_tree():
     import os
     import sys
 
-    if importlib.util.find_spec(f"{__name__}.kernels") is not None:
-        return
-    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernels")
+    here = os.path.dirname(os.path.abspath(__file__))
+    folder = os.path.join(os.path.dirname(here), "kernels")
+    if os.path.isdir(os.path.join(here, "kernels")) or not os.path.isfile(
+        os.path.join(folder, "__init__.py")
+    ):
+        return  # an installed layout, or no checkout around: the import system finds it
+    # this checkout's kernels, even where an editable install maps another checkout's
     spec = importlib.util.spec_from_file_location(
         f"{__name__}.kernels", os.path.join(folder, "__init__.py"),
         submodule_search_locations=[folder],
