@@ -6,6 +6,10 @@ passed to BLAS as a view, and the loops index the untransposed array.
 """
 
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, overload
+from numba.np import linalg as numba_linalg
 
 from ._jit import NO_ACCUMULATE, kernel
 
@@ -147,3 +151,64 @@ def gemm_tn_flat(A, a0, B, b0, C, c0, n, p, q):
             br = b0 + r * q
             for j in range(q):
                 C[ci + j] += a * B[br + j]
+
+
+# -- C = alpha * A @ B + beta * C in one BLAS call --------------------------------------
+
+
+def gemm_scaled(A, B, C, alpha, beta):
+    """``C = alpha * (A @ B) + beta * C``: A (n, k), B (k, m) C- or Fortran-ordered
+    (a transposed view), C (n, m) C-ordered, one float dtype. An SGD step written
+    into the weights by the product itself, with no gradient buffer to fill and
+    read back. Without the JIT, plain NumPy."""
+    C *= beta
+    C += alpha * (A @ B)
+
+
+@intrinsic
+def _gemm_scaled_ir(typingctx, A, B, C, alpha, beta):
+    arrays = (A, B, C)
+    if not (all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
+            and A.dtype == B.dtype == C.dtype and A.dtype in (types.float32, types.float64)
+            and A.layout in "CF" and B.layout in "CF" and C.layout == "C"
+            and isinstance(alpha, types.Float) and isinstance(beta, types.Float)):
+        return None
+    numba_linalg.ensure_blas()
+
+    def codegen(context, builder, sig, args):
+        dtype = sig.args[0].dtype
+        a, b, c = (context.make_array(t)(context, builder, v)
+                   for t, v in zip(sig.args[:3], args[:3]))
+        (m, k), (_, n), _ = (cgutils.unpack_tuple(builder, x.shape, 2) for x in (a, b, c))
+        scalars = [cgutils.alloca_once_value(builder, context.cast(builder, v, t, dtype))
+                   for v, t in zip(args[3:], sig.args[3:])]
+        void_p = numba_linalg.ll_void_p
+
+        def operand(ty, shapes, data):
+            # BLAS is column-major: a C-ordered matrix is its transpose there
+            trans = ir.Constant(numba_linalg.ll_char, ord("n" if ty.layout == "C" else "t"))
+            lead = shapes[1] if ty.layout == "C" else shapes[0]
+            return trans, lead, builder.bitcast(data, void_p)
+
+        # C' = B' A' in column-major terms, as numba's own np.dot calls it
+        trans_b, ld_b, data_b = operand(sig.args[1], (k, n), b.data)
+        trans_a, ld_a, data_a = operand(sig.args[0], (m, k), a.data)
+        intp = numba_linalg.intp_t
+        fnty = ir.FunctionType(ir.IntType(32), [
+            numba_linalg.ll_char, numba_linalg.ll_char, numba_linalg.ll_char,
+            intp, intp, intp, void_p, void_p, intp, void_p, intp, void_p, void_p, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        kind = ir.Constant(numba_linalg.ll_char, ord(numba_linalg.get_blas_kind(dtype)))
+        res = builder.call(fn, (kind, trans_b, trans_a, n, m, k,
+                                builder.bitcast(scalars[0], void_p), data_b, ld_b,
+                                data_a, ld_a, builder.bitcast(scalars[1], void_p),
+                                builder.bitcast(c.data, void_p), n))
+        numba_linalg.check_blas_return(context, builder, res)
+        return context.get_dummy_value()
+
+    return types.none(A, B, C, alpha, beta), codegen
+
+
+@overload(gemm_scaled)
+def _gemm_scaled_overload(A, B, C, alpha, beta):
+    return lambda A, B, C, alpha, beta: _gemm_scaled_ir(A, B, C, alpha, beta)

@@ -43,9 +43,11 @@ def test_plain_gradient_is_the_reference_gradient(activation, bias):
     ("sigmoid", "sigmoid", "half_sse"), ("tanh", "identity", "mse"), ("relu", "identity", "mse")])
 def test_plain_epoch_takes_the_steps_fit_takes(dtype, activation, output, loss):
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((50, 4)).astype(dtype)
+    X = rng.standard_normal((50, 20)).astype(dtype)
     y = rng.random((50, 2)).astype(dtype)
-    net, twin = _pair([4, 6, 2], activation, output, loss, dtype)
+    # batches of 8 through 20-30-2: both weight products are large enough that
+    # fit takes its steps inside BLAS
+    net, twin = _pair([20, 30, 2], activation, output, loss, dtype)
     twin.sgd_epoch(X, y, 8, 0.05, np.random.default_rng(0))
     # the same visiting order as the plain loop's permutation
     order = np.random.default_rng(0).permutation(50)
