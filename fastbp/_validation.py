@@ -80,19 +80,17 @@ def as_array(x, name, *, dtype=None, ndim=2, finite=False):
 
 
 def all_finite(a):
-    """Whether ``a`` holds no NaN or infinity; never warns."""
-    if a.size <= 4096:
-        return bool(np.isfinite(a).all())
-    flat = a.reshape(-1)
-    # x.x is finite only if every element is: one BLAS pass and no full-size mask.
-    # A huge but finite square can overflow, so that case falls to the exact test.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if math.isfinite(np.dot(flat, flat)):
-            return True
-    return bool(np.isfinite(flat).all())
+    """Whether ``a`` (contiguous) holds no NaN or infinity; never warns."""
+    # a.a is finite only if every element is: one BLAS pass, no full-size mask, and
+    # no floating-point warning (a dot product is not a ufunc); 0.5 us on a tiny
+    # array against 1.3 for np.isfinite(a).all(). A huge but finite square can
+    # overflow, so that case falls to the exact test.
+    if math.isfinite(np.vdot(a, a)):
+        return True
+    return bool(np.isfinite(a).all())
 
 
-def _already_normal(values, ndim):
+def already_normal(values, ndim):
     """Whether :func:`as_arrays` would return every value unchanged: plain
     ndarrays of one float dtype, C-contiguous, writeable, non-empty, ``ndim``-D.
     A cheap test first, since small kernels feel every microsecond of checking."""
@@ -120,7 +118,7 @@ def as_arrays(ndim=2, **named):
     Float inputs must already agree (float32 with float64 is an error: the caller
     decides the precision); ints and bools follow the floats, or become float64.
     """
-    if _already_normal(named.values(), ndim):
+    if already_normal(named.values(), ndim):
         return named
     arrays = {name: _to_ndarray(x, name) for name, x in named.items()}
     floats = {n: a.dtype for n, a in arrays.items() if a.dtype.kind == "f"}

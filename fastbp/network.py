@@ -76,6 +76,7 @@ class Network:
         self._layout, n_params = fused.make_layout(
             sizes, [ACTIVATIONS[a] for a in self.activations], self.bias, LOSSES[loss]
         )
+        self._slices = _parameter_slices(sizes, self.bias)
         self._params = np.zeros(n_params, self.dtype)
         self._grad = None  # the optimisers' gradient buffer, made on first use
         self._work = np.empty(0, self.dtype)
@@ -90,16 +91,8 @@ class Network:
 
     def _views(self, flat):
         """Per-layer ``(W, b)`` views into a flat parameter-shaped array."""
-        views, pos = [], 0
-        for n_in, n_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            W = flat[pos : pos + n_in * n_out].reshape(n_in, n_out)
-            pos += n_in * n_out
-            b = None
-            if self.bias:
-                b = flat[pos : pos + n_out]
-                pos += n_out
-            views.append((W, b))
-        return views
+        return [(flat[w0:w1].reshape(shape), None if b0 is None else flat[b0:b1])
+                for w0, w1, shape, b0, b1 in self._slices]
 
     @property
     def weights(self):
@@ -148,6 +141,11 @@ class Network:
         return X
 
     def _check_Xy(self, X, y):
+        if (v.already_normal((X, y), 2) and X.dtype == self.dtype
+                and X.shape[1] == self.layer_sizes[0] and y.shape[1] == self.layer_sizes[-1]
+                and X.shape[0] == y.shape[0] and self.loss != "cross_entropy"
+                and v.all_finite(X) and v.all_finite(y)):
+            return X, y  # the common case, checked cheaply: small calls feel every microsecond
         X = self._check_X(X)
         y_arr = np.asarray(y) if not isinstance(y, (str, bytes)) else y
         if getattr(y_arr, "ndim", None) == 1 and self.layer_sizes[-1] == 1:
@@ -277,8 +275,7 @@ class Network:
         X, y = self._check_Xy(X, y)
         J, grad = self._flat_cost_and_gradient(X, y, out=np.empty_like(self._params))
         views = self._views(grad)
-        bias_grads = [b for _, b in views] if self.bias else None
-        return J, [W for W, _ in views], bias_grads
+        return J, [W for W, _ in views], [b for _, b in views] if self.bias else None
 
     def gradients(self, X, y):
         """``(weight_grads, bias_grads)``; ``bias_grads`` is ``None`` without biases."""
@@ -372,6 +369,19 @@ class Network:
             f"loss={self.loss!r}, bias={self.bias}, l2={self.l2}, "
             f"dtype={self.dtype.name}, backend={self.backend!r})"
         )
+
+
+def _parameter_slices(sizes, bias):
+    """Per layer ``(w_start, w_stop, W.shape, b_start, b_stop)`` in the flat
+    parameters: ``W.ravel()`` then ``b`` (``None`` without biases)."""
+    slices, pos = [], 0
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        w = (pos, pos + n_in * n_out, (n_in, n_out))
+        pos += n_in * n_out
+        b = (pos, pos + n_out) if bias else (None, None)
+        pos += n_out if bias else 0
+        slices.append(w + b)
+    return slices
 
 
 def _layer_sizes(layer_sizes):

@@ -258,7 +258,7 @@ def test_fast_input_path_agrees_with_the_full_checks(monkeypatch, case, ndim):
             return type(exc), str(exc)
 
     fast = run()
-    monkeypatch.setattr(_validation, "_already_normal", lambda values, ndim: False)
+    monkeypatch.setattr(_validation, "already_normal", lambda values, ndim: False)
     full = run()
     if isinstance(full, tuple):
         assert fast == full
