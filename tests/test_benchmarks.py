@@ -56,3 +56,15 @@ def test_plain_epoch_takes_the_steps_fit_takes(dtype, activation, output, loss):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                    atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_the_demos_plain_numpy_gives_the_seed_numbers():
+    from fastbp.__main__ import notebook_cost_and_gradient, seed_example, seed_weights
+
+    J, dW1, dW2 = notebook_cost_and_gradient(*seed_weights(), *seed_example())
+    net = fastbp.Network([2, 3, 1], bias=False)
+    net.weights = seed_weights()
+    J_net, gW, _ = net.cost_and_gradients(*seed_example())
+    assert J == pytest.approx(0.05214963371099622, rel=1e-14) == J_net
+    assert_close(np.concatenate([dW1.ravel(), dW2.ravel()]),
+                 np.concatenate([g.ravel() for g in gW]))
