@@ -21,7 +21,7 @@ def _find_kernels_in_the_source_tree():
     here = os.path.dirname(os.path.abspath(__file__))
     folder = os.path.join(os.path.dirname(here), "kernels")
     if os.path.isdir(os.path.join(here, "kernels")) or not os.path.isfile(
-        os.path.join(folder, "__init__.py")
+        os.path.join(folder, "_network.py")
     ):
         return  # an installed layout, or no checkout around: the import system finds it
     # this checkout's kernels, even where an editable install maps another checkout's
@@ -31,7 +31,11 @@ def _find_kernels_in_the_source_tree():
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
 
 
 _find_kernels_in_the_source_tree()

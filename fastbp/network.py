@@ -86,6 +86,7 @@ class Network:
             W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])
         self.loss_curve_ = []
         self.n_iter_ = 0
+        self.converged_ = None
 
     # -- parameters -------------------------------------------------------------
 
@@ -310,9 +311,11 @@ class Network:
         refused with a ``ValueError``.
 
         ``converged_`` is True when the tolerance was met (``tol`` for SGD/GD,
-        scipy's own criteria for BFGS), False when the iteration limit came
-        first, with a :class:`fastbp.ConvergenceWarning`, and None when there
-        was nothing to meet (SGD/GD without ``tol``, or a callback stopped).
+        scipy's own criteria for BFGS) and False when it was not: when the
+        iteration limit came first, with a :class:`fastbp.ConvergenceWarning`, or
+        when scipy gave up (precision loss; see ``optimization_result_``). It is
+        None when there was nothing to meet (SGD/GD without ``tol``, a callback
+        stopped, or the network is untrained).
 
         Returns
         -------

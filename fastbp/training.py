@@ -132,7 +132,9 @@ def _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity
         idx = order[start : start + batch_size]
         m = idx.size
         scale = 1.0 / m if per_example else 1.0
-        l2_cost = 0.5 * net.l2 * sum(np.sum(W * W, dtype=np.float64) for W in net.weights)
+        l2_cost = 0.0
+        if net.l2:
+            l2_cost = 0.5 * net.l2 * sum(np.sum(W * W, dtype=np.float64) for W in net.weights)
         J, grad = net._flat_cost_and_gradient(X[idx], y[idx], scale)
         loss += (J - l2_cost) * m if per_example else (J - l2_cost) * m / n
         loss += l2_cost * m / n
@@ -186,10 +188,10 @@ def _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback):
     net._params[...] = result.x
     net.optimization_result_ = result
     net.converged_ = bool(result.success)
-    if not result.success:
-        warnings.warn(f"{method} stopped without converging after {result.nit} iterations "
-                      f"(max_iter={max_iter}): {result.message}", ConvergenceWarning,
-                      stacklevel=4)
+    if result.status == 1:  # scipy's code for an iteration (or evaluation) limit
+        warnings.warn(f"{method} stopped at its limit without converging after {result.nit} "
+                      f"iterations (max_iter={max_iter}): {result.message}",
+                      ConvergenceWarning, stacklevel=4)
 
 
 class _Progress:

@@ -130,8 +130,10 @@ def exp_nonpositive_f32(x):
 # expm1(x) rounds to -1 below these: exp(-40) < 2^-53 / 2 and exp(-18) < 2^-24 / 2.
 _LO_M1 = -40.0
 _LO_M1_F = np.float32(-18.0)
-_EXP_BIAS = 1023.0
-_EXP_BIAS_F = np.float32(127.0)
+# k + _POW2 holds k + 1023 in its low bits: shifted into the exponent field, 2^k.
+# (No float-to-int cast: a NaN k would be undefined there, and warn without the JIT.)
+_POW2 = 2.0**52 + 1023
+_POW2_F = np.float32(2.0**23 + 127)
 
 
 @kernel
@@ -140,7 +142,7 @@ def expm1_nonpositive_f64(x):
     k = np.rint(x * _LOG2E)
     r = mul_add(k, -_LN2_LO, mul_add(k, -_LN2_HI, x))
     s = mul_add(r * r, _horner(r, _Q), r)
-    two_k = np.int64(np.int64(k + _EXP_BIAS) << 52).view(np.float64)
+    two_k = np.int64(np.float64(k + _POW2).view(np.int64) << 52).view(np.float64)
     return mul_add(two_k, s, two_k - 1.0)
 
 
@@ -150,7 +152,7 @@ def expm1_nonpositive_f32(x):
     k = np.rint(x * _LOG2E_F)
     r = mul_add(k, -_LN2_LO_F, mul_add(k, -_LN2_HI_F, x))
     s = mul_add(r * r, _horner(r, _Q_F), r)
-    two_k = np.int32(np.int32(k + _EXP_BIAS_F) << 23).view(np.float32)
+    two_k = np.int32(np.float32(k + _POW2_F).view(np.int32) << 23).view(np.float32)
     return mul_add(two_k, s, two_k - _ONE_F)
 
 

@@ -32,7 +32,8 @@ _KERNELS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _numba_caching(name):
-    """``numba.core.caching.<name>``, public from numba 0.61 on, private before."""
+    """``numba.core.caching.<name>``, under its public name where a numba version
+    has one, else the private one."""
     return getattr(caching, name.lstrip("_"), None) or getattr(caching, name)
 
 
@@ -40,7 +41,8 @@ class _UserCacheLocator(_numba_caching("_SourceFileBackedLocatorMixin"),
                         _numba_caching("_CacheLocator")):
     """Numba cache locator for this folder's kernels: one subfolder of
     :data:`CACHE_ROOT` per installed copy (keyed by its path), entries keyed by
-    the source files' contents as usual."""
+    the source files' stamps as Numba keys them. Where that folder cannot be
+    written, Numba's own locators take over."""
 
     def __init__(self, py_func, py_file):
         self._py_file = py_file
