@@ -43,10 +43,17 @@ def _float(x):
 
 
 def sigmoid(z, out=None):
-    """``1 / (1 + exp(-z))`` without overflow: ``exp`` only ever sees ``-|z|``."""
+    """``1 / (1 + exp(-z))`` without overflow: ``exp`` only ever sees ``-|z|``, and
+    ``s(z) = e s(|z|)`` for ``z < 0`` keeps the tiny tail exact. One exp, one
+    division, in place."""
     z = _float(z)
-    e = np.exp(-np.abs(z))
-    return _out(np.where(z >= 0, 1 / (1 + e), e / (1 + e)), out)
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # e = exp(-|z|) <= 1
+    s = e + 1
+    np.reciprocal(s, out=s)  # s(|z|)
+    np.multiply(s, e, out=s, where=z < 0)
+    return _out(s, out)
 
 
 def sigmoid_prime(z, out=None):

@@ -138,12 +138,13 @@ def _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity
         J, grad = net._flat_cost_and_gradient(X[idx], y[idx], scale)
         loss += (J - l2_cost) * m if per_example else (J - l2_cost) * m / n
         loss += l2_cost * m / n
+        grad *= learning_rate  # in place: the buffer is rewritten by the next batch
         if momentum != 0.0:
             velocity *= momentum
-            velocity -= learning_rate * grad
+            velocity -= grad
             net._params += velocity
         else:
-            net._params -= learning_rate * grad
+            net._params -= grad
     return loss
 
 
