@@ -19,7 +19,7 @@ from ._elementwise import (
     sigmoid_scalar,
     tanh_scalar,
 )
-from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, kernel
+from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, inlined_kernel, kernel
 from ._linalg import (
     SMALL_PRODUCT,
     column_sums,
@@ -164,7 +164,7 @@ def _add_bias_and_activate(work, off, params, b, n, m, code):
                 Z[i, j] += bias[j]
 
 
-@kernel
+@inlined_kernel
 def _forward(params, layout, x, n, work):
     """Forward pass over ``n`` rows of the flat row-major input ``x``.
 
@@ -251,7 +251,7 @@ def _weight_step(src, a_off, work, d_off, params, grad, w, n, n_in, n_out, l2, l
             W[i] -= lr * gW[i]
 
 
-@kernel
+@inlined_kernel
 def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale, lr):
     """Cost of the batch, as ``(data cost, L2 term)``, and its gradient into
     ``grad``; with ``lr != 0`` the SGD step ``params -= lr * gradient`` instead
