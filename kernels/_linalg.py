@@ -1,11 +1,10 @@
 """Matrix products for backpropagation, on 2-D C-contiguous arrays of one dtype.
 
 Small products run as explicit loops (a BLAS call costs more than the arithmetic);
-large ones go to BLAS through ``np.dot``. Transposes are never copied: ``A.T`` is
+large ones go to BLAS (:func:`gemm_scaled`). Transposes are never copied: ``A.T`` is
 passed to BLAS as a view, and the loops index the untransposed array.
 """
 
-import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
@@ -20,15 +19,21 @@ SMALL_PRODUCT = 256
 
 
 @kernel
+def _blas_product(A, B, C, accumulate):
+    """``C = A @ B`` (or ``+=``) in one BLAS call: ``A``, ``B`` C-ordered or
+    transposed views. Numba's ``np.dot`` would compile its own checks for every
+    layout and allocate a temporary to accumulate."""
+    one = C.dtype.type(1.0)
+    gemm_scaled(A, B, C, one, one if accumulate else one - one)
+
+
+@kernel
 def gemm_nn(A, B, C, accumulate):
     """``C = A @ B`` (or ``C += A @ B``); A (n, k), B (k, m), C (n, m)."""
     n, k = A.shape
     m = B.shape[1]
     if n * k * m > SMALL_PRODUCT:
-        if accumulate:
-            C += np.dot(A, B)
-        else:
-            np.dot(A, B, C)
+        _blas_product(A, B, C, accumulate)
         return
     zero = C.dtype.type(0.0)
     for i in range(n):
@@ -47,10 +52,7 @@ def gemm_nt(A, B, C, accumulate):
     n, k = A.shape
     m = B.shape[0]
     if n * k * m > SMALL_PRODUCT:
-        if accumulate:
-            C += np.dot(A, B.T)
-        else:
-            np.dot(A, B.T, C)
+        _blas_product(A, B.T, C, accumulate)
         return
     for i in range(n):
         for j in range(m):
@@ -69,10 +71,7 @@ def gemm_tn(A, B, C, accumulate):
     n, p = A.shape
     q = B.shape[1]
     if n * p * q > SMALL_PRODUCT:
-        if accumulate:
-            C += np.dot(A.T, B)
-        else:
-            np.dot(A.T, B, C)
+        _blas_product(A.T, B, C, accumulate)
         return
     if not accumulate:
         C[:, :] = C.dtype.type(0.0)
@@ -160,9 +159,13 @@ def gemm_scaled(A, B, C, alpha, beta):
     """``C = alpha * (A @ B) + beta * C``: A (n, k), B (k, m) C- or Fortran-ordered
     (a transposed view), C (n, m) C-ordered, one float dtype. An SGD step written
     into the weights by the product itself, with no gradient buffer to fill and
-    read back. Without the JIT, plain NumPy."""
-    C *= beta
-    C += alpha * (A @ B)
+    read back. As in BLAS, ``beta == 0`` never reads ``C``. Without the JIT, plain
+    NumPy."""
+    if beta == 0:
+        C[...] = alpha * (A @ B)
+    else:
+        C *= beta
+        C += alpha * (A @ B)
 
 
 @intrinsic
