@@ -30,6 +30,9 @@ from ._linalg import (
 )
 
 HALF_SSE, MSE, CROSS_ENTROPY = 0, 1, 2
+#: ``IDENTITY`` as a typed global: passed as a literal, it compiled the bias and
+#: activation pass (and what it calls) a second time.
+IDENTITY_CODE = np.int64(IDENTITY)
 _HEADER = 2  # layout[0] = number of layers L, layout[1] = loss code
 
 
@@ -186,7 +189,7 @@ def _forward(params, layout, x, n, work):
         if l < n_layers - 1:
             _add_bias_and_activate(work, off, params, b, n, n_out, _act(layout, l))
         else:  # the output layer also keeps its pre-activation
-            _add_bias_and_activate(work, off, params, b, n, n_out, IDENTITY)
+            _add_bias_and_activate(work, off, params, b, n, n_out, IDENTITY_CODE)
             z, a = work[z_out : z_out + n * n_out], work[off : off + n * n_out]
             for i in range(n * n_out):
                 z[i] = a[i]
