@@ -156,36 +156,34 @@ def expm1_nonpositive_f32(x):
     return mul_add(two_k, s, two_k - _ONE_F)
 
 
-def expm1_nonpositive(x):
-    """``expm1(x)`` for ``x <= 0`` in the precision of ``x`` (float32 or float64)."""
-    if isinstance(x, np.float32):
-        return expm1_nonpositive_f32(x)
-    return expm1_nonpositive_f64(np.float64(x))
+def _in_input_precision(f32, f64, doc):
+    """A function of one float that calls ``f32`` or ``f64`` by its argument's
+    precision, in Python and in compiled code."""
+
+    def dispatch(x):
+        if isinstance(x, np.float32):
+            return f32(x)
+        return f64(np.float64(x))
+
+    dispatch.__doc__ = doc
+
+    @overload(dispatch)
+    def _dispatch(x):
+        if x == types.float32:
+            return lambda x: f32(x)
+        if x == types.float64:
+            return lambda x: f64(x)
+        return None
+
+    return dispatch
 
 
-@overload(expm1_nonpositive)
-def _expm1_nonpositive(x):
-    if x == types.float32:
-        return lambda x: expm1_nonpositive_f32(x)
-    if x == types.float64:
-        return lambda x: expm1_nonpositive_f64(x)
-    return None
-
-
-def exp_nonpositive(x):
-    """``exp(x)`` for ``x <= 0`` in the precision of ``x`` (float32 or float64)."""
-    if isinstance(x, np.float32):
-        return exp_nonpositive_f32(x)
-    return exp_nonpositive_f64(np.float64(x))
-
-
-@overload(exp_nonpositive)
-def _exp_nonpositive(x):
-    if x == types.float32:
-        return lambda x: exp_nonpositive_f32(x)
-    if x == types.float64:
-        return lambda x: exp_nonpositive_f64(x)
-    return None
+exp_nonpositive = _in_input_precision(
+    exp_nonpositive_f32, exp_nonpositive_f64,
+    "``exp(x)`` for ``x <= 0`` in the precision of ``x`` (float32 or float64).")
+expm1_nonpositive = _in_input_precision(
+    expm1_nonpositive_f32, expm1_nonpositive_f64,
+    "``expm1(x)`` for ``x <= 0`` in the precision of ``x`` (float32 or float64).")
 
 
 @kernel
