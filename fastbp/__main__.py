@@ -15,19 +15,7 @@ import timeit
 import numpy as np
 
 import fastbp
-
-
-def seed_example():
-    """The normalised seed data: ``X`` (3, 2) hours, ``y`` (3, 1) scores / 100."""
-    X = np.array([[3.0, 5.0], [5.0, 1.0], [10.0, 2.0]])
-    y = np.array([[75.0], [82.0], [93.0]])
-    return X / X.max(axis=0), y / 100
-
-
-def seed_weights():
-    """Legacy generator seeded 0: ``W1 = randn(2, 3)`` then ``W2 = randn(3, 1)``."""
-    legacy = np.random.RandomState(0)
-    return [legacy.randn(2, 3), legacy.randn(3, 1)]
+from fastbp.datasets import seed_example, seed_weights
 
 
 def notebook_cost_and_gradient(W1, W2, X, y):
@@ -49,7 +37,7 @@ def median_seconds(call, repeat=7, number=2000):
 def gradient_seconds(net, X, y, repeat=7, number=2000):
     """Median seconds of one cost-and-gradient call as BFGS makes it (validated
     arrays, warm JIT)."""
-    return median_seconds(net._objective(*net._check_Xy(X, y)), repeat, number)
+    return median_seconds(net.objective(X, y).cost_and_gradient, repeat, number)
 
 
 def main(argv=None):

@@ -2,28 +2,33 @@
 
 import numpy as np
 
-from . import _validation as v
+from .kernels import _validation as v
 
 
 def numerical_gradient(net, X, y, eps=1e-4):
-    """Central-difference gradient of ``net.cost(X, y)`` w.r.t. the flat parameters."""
+    """Central-difference gradient of ``net.cost(X, y)`` w.r.t. the flat parameters.
+
+    Returns
+    -------
+    ndarray (n_params,) of float64
+    """
     eps = v.real_number(eps, "eps", low=0.0, low_open=True, high=1.0)
-    X, y = net._check_Xy(X, y)
+    objective = net.objective(X, y)
     p0 = net.get_params()
     grad = np.empty(p0.size, np.float64)
     p = p0.copy()
     try:
         for i in range(p.size):
             p[i] = p0[i] + eps
-            net._params[...] = p
-            plus = net._cost(X, y)
+            net.set_params(p)
+            plus = objective.cost()
             p[i] = p0[i] - eps
-            net._params[...] = p
-            minus = net._cost(X, y)
+            net.set_params(p)
+            minus = objective.cost()
             grad[i] = (plus - minus) / (2 * eps)
             p[i] = p0[i]
     finally:
-        net._params[...] = p0
+        net.set_params(p0)
     return grad
 
 
@@ -32,10 +37,13 @@ def gradient_check(net, X, y, eps=1e-4):
 
     Around 1e-8 or below means the gradient is right (float64); float32 networks
     are checked in float32 and give larger values.
+
+    Returns
+    -------
+    float
     """
     g_num = numerical_gradient(net, X, y, eps)
-    X, y = net._check_Xy(X, y)
-    _, g = net._flat_cost_and_gradient(X, y)
+    _, g = net.objective(X, y).cost_and_gradient()
     g = g.astype(np.float64)
     denom = np.linalg.norm(g + g_num)
     if denom == 0.0:

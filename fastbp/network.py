@@ -4,27 +4,17 @@ All parameters live in one flat array (per layer ``W.ravel()`` then ``b``);
 ``weights`` and ``biases`` are views into it, so the kernels see one buffer.
 """
 
-import functools
-
 import numpy as np
 
-from . import _validation as v
-from . import io, reference, training
-from .kernels import ACTIVATIONS
+from . import io, training
+from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _tables
 from .kernels import _network as fused
-from .kernels._jit import specialisation
+from .kernels import _validation as v
+from .objective import ENGINES
 
-LOSSES = {"half_sse": fused.HALF_SSE, "mse": fused.MSE, "cross_entropy": fused.CROSS_ENTROPY}
 #: The values each activation can output: targets outside can never be fitted.
-OUTPUT_RANGES = {
-    "sigmoid": (0.0, 1.0),
-    "tanh": (-1.0, 1.0),
-    "relu": (0.0, np.inf),
-    "identity": (-np.inf, np.inf),
-}
-BACKENDS = ("numba", "numpy")
-#: Rows per chunk for forward passes and costs (bounds workspace memory).
-CHUNK_ROWS = 4096
+OUTPUT_RANGES = {name: a.output_range for name, a in ACTIVATIONS.items()}
+BACKENDS = tuple(ENGINES)
 
 
 class Network:
@@ -34,16 +24,21 @@ class Network:
     ----------
     layer_sizes : sequence of int, ``[n0, n1, ..., nL]`` (at least two).
     activation : hidden-layer activation, one of sigmoid, tanh, relu, identity.
-    output_activation : output-layer activation; ``None`` means ``activation``.
+    output_activation : output-layer activation, one of those or ``"softmax"``;
+        ``None`` means ``activation``.
     bias : whether layers have biases.
     loss : ``"half_sse"`` (``0.5 * sum((y - yhat)**2)``), ``"mse"`` (mean over
-        examples of the squared error summed over outputs) or ``"cross_entropy"``
-        (mean over examples of the summed binary cross-entropy; sigmoid output only).
+        examples of the squared error summed over outputs) or ``"cross_entropy"``:
+        with a sigmoid output the mean over examples of the summed binary
+        cross-entropy (targets in [0, 1]); with a softmax output the categorical
+        one, ``-mean(sum(y * log(softmax(z)), axis=1))`` (rows of ``y`` are
+        probability vectors: one-hot or soft).
     l2 : adds ``(l2 / 2) * sum(W**2)`` over the weights (never the biases).
     dtype : numpy.float32 or numpy.float64; inputs are cast to it.
     seed : seed (or ``numpy.random.Generator``) for the initial weights, drawn as
         ``standard_normal / sqrt(n_in)``; biases start at zero.
-    backend : ``"numba"`` (compiled kernels) or ``"numpy"`` (:mod:`fastbp.reference`).
+    backend : the gradient engine, a key of :data:`fastbp.objective.ENGINES`:
+        ``"numba"`` (compiled kernels) or ``"numpy"`` (:mod:`fastbp.reference`).
 
     Thread safety: a Network owns scratch buffers, so one instance must not be
     used from two threads at once; separate instances may run concurrently (the
@@ -54,31 +49,27 @@ class Network:
                  bias=True, loss="half_sse", l2=0.0, dtype=np.float64, seed=None,
                  backend="numba"):
         sizes = _layer_sizes(layer_sizes)
-        v.choice(activation, "activation", ACTIVATIONS)
+        v.choice(activation, "activation", ELEMENTWISE)
         if output_activation is None:
             output_activation = activation
         v.choice(output_activation, "output_activation", ACTIVATIONS)
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"bias must be True or False; got {bias!r}")
         v.choice(loss, "loss", LOSSES)
-        if loss == "cross_entropy" and output_activation != "sigmoid":
-            raise ValueError(
-                "loss='cross_entropy' needs output_activation='sigmoid'; "
-                f"got {output_activation!r}"
-            )
+        self._head = _tables.head(output_activation, loss)
         self.l2 = v.real_number(l2, "l2", low=0.0)
         self.dtype = v.float_dtype(dtype)
         self.backend = v.choice(backend, "backend", BACKENDS)
+        self._engine = ENGINES[backend]
         self.layer_sizes = sizes
         self.activations = (activation,) * (len(sizes) - 2) + (output_activation,)
         self.loss = loss
         self.bias = bool(bias)
         self._layout, n_params = fused.make_layout(
-            sizes, [ACTIVATIONS[a] for a in self.activations], self.bias, LOSSES[loss]
+            sizes, [ACTIVATIONS[a].code for a in self.activations], self.bias, self._head.code
         )
         self._slices = _parameter_slices(sizes, self.bias)
         self._params = np.zeros(n_params, self.dtype)
-        self._grad = None  # the optimisers' gradient buffer, made on first use
         self._work = np.empty(0, self.dtype)
         self._work_per_row = fused.workspace_size(self._layout, 1)
         rng = v.generator(seed)
@@ -144,7 +135,7 @@ class Network:
     def _check_Xy(self, X, y):
         if (v.already_normal((X, y), 2) and X.dtype == self.dtype
                 and X.shape[1] == self.layer_sizes[0] and y.shape[1] == self.layer_sizes[-1]
-                and X.shape[0] == y.shape[0] and self.loss != "cross_entropy"
+                and X.shape[0] == y.shape[0] and self._head.targets == "any"
                 and v.all_finite(X) and v.all_finite(y)):
             return X, y  # the common case, checked cheaply: small calls feel every microsecond
         X = self._check_X(X)
@@ -161,194 +152,156 @@ class Network:
             raise ValueError(
                 f"X and y must have the same number of rows; got {X.shape[0]} and {y.shape[0]}"
             )
-        if self.loss == "cross_entropy" and ((y < 0).any() or (y > 1).any()):
-            raise ValueError("y must lie in [0, 1] for loss='cross_entropy'")
+        _check_targets(y, self._head)
         return X, y
 
-    def _workspace(self, n):
-        """A flat scratch buffer for passes over ``n`` rows, grown on demand."""
-        if self._work.size < n * self._work_per_row:
-            self._work = np.empty(n * self._work_per_row, self.dtype)
-        return self._work
-
-    # -- passes -----------------------------------------------------------------
-
-    def _reference_args(self):
-        return self.weights, self.biases
-
-    def forward(self, X):
-        """``yhat`` (n, nL) for ``X`` (n, n0)."""
-        X = self._check_X(X)
-        return self._forward(X)
-
-    def _forward(self, X):
-        if self.backend == "numpy":
-            W, b = self._reference_args()
-            return reference.forward(W, b, X, self.activations)
-        yhat = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
-        for start, stop, work in self._chunks(X.shape[0]):
-            off = fused.forward_pass(self._params, self._layout, X[start:stop], work)
-            yhat[start:stop] = work[off : off + yhat[start:stop].size].reshape(stop - start, -1)
-        return yhat
-
-    def _chunks(self, n):
-        """Row ranges of at most ``CHUNK_ROWS`` with a workspace for each: bounds the
-        memory of forward passes and costs over large data sets."""
-        step = min(n, CHUNK_ROWS)
-        work = self._workspace(step)
-        for start in range(0, n, step):
-            yield start, min(start + step, n), work
-
-    def predict(self, X):
-        """Same as :meth:`forward`: the network's output for ``X``."""
-        return self.forward(X)
-
-    def cost(self, X, y):
-        """The cost ``J`` as a float (data cost plus the L2 term)."""
-        X, y = self._check_Xy(X, y)
-        return self._cost(X, y)
-
-    def _cost(self, X, y):
-        if self.backend == "numpy":
-            W, b = self._reference_args()
-            return reference.cost(W, b, X, y, self.activations, self.loss, self.l2)
-        n = X.shape[0]
-        total = 0.0
-        for start, stop, work in self._chunks(n):
-            J = fused.cost_only(self._params, self._layout, X[start:stop], y[start:stop],
-                                work, 0.0)
-            # mean-type costs are means over the chunk: weight them by its share
-            total += J if self.loss == "half_sse" else J * (stop - start) / n
-        if self.l2:
-            total += 0.5 * self.l2 * sum(np.sum(W * W, dtype=np.float64) for W in self.weights)
-        return float(total)
-
-    def _grad_buffer(self):
-        if self._grad is None:
-            self._grad = np.empty_like(self._params)
-        return self._grad
-
-    def _flat_cost_and_gradient(self, X, y, data_scale=1.0, out=None):
-        """``(J, grad)``, ``grad`` flat like ``get_params()``: written into ``out``, by
-        default the optimisers' buffer (valid until the next call)."""
-        grad = self._grad_buffer() if out is None else out
-        if self.backend == "numpy":
-            W, b = self._reference_args()
-            J, gW, gb = reference.cost_and_gradients(
-                W, b, X, y, self.activations, self.loss, self.l2, data_scale
-            )
-            for l, (vW, vb) in enumerate(self._views(grad)):
-                vW[...] = gW[l]
-                if vb is not None:
-                    vb[...] = gb[l]
-            return J, grad
-        work = self._workspace(X.shape[0])
-        J = fused.cost_and_gradient(
-            self._params, self._layout, X, y, work, grad, self.l2, data_scale
-        )
-        return float(J), grad
-
-    def _objective(self, X, y, data_scale=1.0):
-        """For validated ``X``, ``y``: a function of no arguments returning what
-        ``_flat_cost_and_gradient(X, y, data_scale)`` returns at the current
-        parameters; what an optimiser calls once per iteration.
-
-        The compiled pass is chosen once, for the exact types of its arguments,
-        and called with them bound, which skips Numba's per-call dispatch. Every
-        bound array is a fresh view that no other code holds, so no later change
-        to ``X``, ``y`` or a returned gradient can change the types it was
-        compiled for.
-        """
-        if self.backend == "numpy":
-            return functools.partial(self._flat_cost_and_gradient, X, y, data_scale)
-        grad = self._grad_buffer()
-        args = (self._params.view(), self._layout.view(), X.view(), y.view(),
-                self._workspace(X.shape[0]).view(), grad.view(), self.l2, float(data_scale))
-        kernel = specialisation(fused.cost_and_gradient, args)
-
-        def objective():
-            return float(kernel(*args)), grad
-
-        return objective
-
-    def cost_and_gradients(self, X, y):
-        """``(J, weight_grads, bias_grads)`` from one forward and one backward pass."""
-        X, y = self._check_Xy(X, y)
-        J, grad = self._flat_cost_and_gradient(X, y, out=np.empty_like(self._params))
-        views = self._views(grad)
-        return J, [W for W, _ in views], [b for _, b in views] if self.bias else None
-
-    def gradients(self, X, y):
-        """``(weight_grads, bias_grads)``; ``bias_grads`` is ``None`` without biases."""
-        _, gW, gb = self.cost_and_gradients(X, y)
-        return gW, gb
-
-    # -- training, scoring, persistence -------------------------------------------
-
-    def fit(self, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
-            momentum=0.0, shuffle=True, seed=None, max_iter=200, tol=None, verbose=False,
-            callback=None):
-        """Train in place and return ``self``.
-
-        method : ``"sgd"`` (mini-batches of ``batch_size`` rows, shuffled each epoch
-            by a ``numpy.random.Generator`` seeded with ``seed``), ``"gd"``
-            (full batch, ``epochs`` steps), ``"bfgs"`` or ``"lbfgs"`` (scipy, at most
-            ``max_iter`` iterations, ``tol`` passed to ``scipy.optimize.minimize``).
-        SGD/GD step every parameter by ``-learning_rate`` times the gradient of the
-        batch's mean cost (for ``half_sse`` the data cost is divided by the batch
-        size; ``mse`` and ``cross_entropy`` are already means; the L2 term is not
-        divided), with classical ``momentum`` when it is positive. With ``tol``,
-        SGD/GD stop once an epoch lowers the loss by less than ``tol``.
-        ``loss_curve_`` holds one loss per epoch (or BFGS iterate), ``n_iter_``
-        their count: for SGD/GD the cost in :meth:`cost`'s units gathered from the
-        epoch's batches as they were visited, each at the weights it stepped from
-        (as scikit-learn records it; no extra pass over the data), for BFGS the
-        cost at each iterate. ``verbose`` shows a progress bar (tqdm) or prints
-        a line per epoch; ``callback(net, epoch, loss)`` returning True stops.
-        A NaN or infinite loss raises ``FloatingPointError`` naming the epoch and
-        restores the weights of the last finite epoch. Targets outside the range
-        of the output activation (sigmoid [0, 1], tanh [-1, 1], relu >= 0) are
-        refused with a ``ValueError``.
-
-        ``converged_`` is True when the tolerance was met (``tol`` for SGD/GD,
-        scipy's own criteria for BFGS) and False when it was not: when the
-        iteration limit came first, with a :class:`fastbp.ConvergenceWarning`, or
-        when scipy gave up (precision loss; see ``optimization_result_``). It is
-        None when there was nothing to meet (SGD/GD without ``tol``, a callback
-        stopped, or the network is untrained).
+    def objective(self, X, y, data_scale=1.0):
+        """The cost of this network on ``X`` (n, n0), ``y`` (n, nL) as a function of
+        its parameters, computed by its ``backend``'s engine; ``data_scale``
+        multiplies the data cost (not the L2 term).
 
         Returns
         -------
-        Network
-            ``self``, trained.
+        fastbp.objective.Objective
+            With ``cost()``, ``cost_and_gradient(params=None, out=None)`` and
+            ``epoch(optimizer, order, batch_size)``.
         """
-        return training.fit(self, X, y, method=method, epochs=epochs, batch_size=batch_size,
-                            learning_rate=learning_rate, momentum=momentum, shuffle=shuffle,
-                            seed=seed, max_iter=max_iter, tol=tol, verbose=verbose,
-                            callback=callback)
+        X, y = self._check_Xy(X, y)
+        data_scale = v.real_number(data_scale, "data_scale", low=0.0, low_open=True)
+        return self._engine(self, X, y, data_scale)
 
-    def predict_proba(self, X):
-        """Probabilities (n, nL) from a sigmoid output layer."""
-        if self.activations[-1] != "sigmoid":
-            raise ValueError("predict_proba needs a sigmoid output layer; this network's is "
-                             f"{self.activations[-1]!r}")
+    # -- passes -----------------------------------------------------------------
+
+    def forward(self, X):
+        """The network's output for ``X`` (n, n0).
+
+        Returns
+        -------
+        ndarray (n, nL) of the network's dtype
+        """
+        return self._engine.forward(self, self._check_X(X))
+
+    def predict(self, X):
+        """Same as :meth:`forward`: the network's output for ``X`` (n, n0).
+
+        Returns
+        -------
+        ndarray (n, nL) of the network's dtype
+        """
         return self.forward(X)
 
-    def score(self, X, y):
-        """Accuracy for ``loss="cross_entropy"``, else R² averaged over outputs.
-
-        Accuracy needs 0/1 targets. One-hot rows (one class each) count as right
-        when the largest output is the class; otherwise (one output, or several
-        labels per row) every output is thresholded at 0.5 and a row counts as
-        right only when all its labels are, as scikit-learn's multi-label
-        accuracy does.
+    def cost(self, X, y):
+        """The cost ``J`` of ``X`` (n, n0), ``y`` (n, nL): data cost plus the L2 term.
 
         Returns
         -------
         float
         """
         X, y = self._check_Xy(X, y)
-        yhat = self._forward(X)
+        return self._engine(self, X, y).cost()
+
+    def cost_and_gradients(self, X, y):
+        """The cost and its gradient from one forward and one backward pass.
+
+        Returns
+        -------
+        J : float
+        weight_grads : list of ndarray, shaped like :attr:`weights`
+        bias_grads : list of ndarray shaped like :attr:`biases`, or None without biases
+        """
+        X, y = self._check_Xy(X, y)
+        J, grad = self._engine(self, X, y).cost_and_gradient(out=np.empty_like(self._params))
+        views = self._views(grad)
+        return J, [W for W, _ in views], [b for _, b in views] if self.bias else None
+
+    def gradients(self, X, y):
+        """The gradient of the cost, as :meth:`cost_and_gradients` without ``J``.
+
+        Returns
+        -------
+        weight_grads : list of ndarray
+        bias_grads : list of ndarray, or None without biases
+        """
+        _, gW, gb = self.cost_and_gradients(X, y)
+        return gW, gb
+
+    # -- training, scoring, persistence -------------------------------------------
+
+    def fit(self, X, y, method="sgd", **options):
+        """Train on ``X`` (n, n0), ``y`` (n, nL) in place and return ``self``.
+
+        method, and the options each takes (defaults in
+        :data:`fastbp.training.METHOD_OPTIONS`; any other option is a TypeError):
+
+        - ``"sgd"``: mini-batches of ``batch_size=32`` rows, shuffled each epoch
+          (``shuffle=True``) by a ``numpy.random.Generator`` seeded with ``seed``,
+          for ``epochs=10``; each step is ``-learning_rate`` (0.1) times the
+          gradient of the batch's mean cost, with classical ``momentum`` (0.0)
+          when it is positive.
+        - ``"adam"``: the same batches, stepped by Adam as ``torch.optim.Adam``
+          does it, ``learning_rate=1e-3``, ``betas=(0.9, 0.999)``, ``eps=1e-8``.
+        - ``"gd"``: full-batch gradient descent, ``epochs`` steps, with
+          ``learning_rate`` and ``momentum``.
+        - ``"bfgs"``, ``"lbfgs"``: scipy's, at most ``max_iter=200`` iterations,
+          ``tol`` passed to ``scipy.optimize.minimize``.
+
+        The batch's mean cost: for ``half_sse`` the data cost is divided by the
+        batch size; ``mse`` and ``cross_entropy`` are already means; the L2 term
+        is not divided. With ``tol``, the mini-batch methods stop once an epoch
+        lowers the loss by less than ``tol``. ``loss_curve_`` holds one loss per
+        epoch (or BFGS iterate), ``n_iter_`` their count: for the mini-batch
+        methods the cost in :meth:`cost`'s units gathered from the epoch's
+        batches as they were visited, each at the weights it stepped from (as
+        scikit-learn records it; no extra pass over the data), for BFGS the cost
+        at each iterate. ``verbose=True`` shows a progress bar (tqdm) or prints a
+        line per epoch; ``callback(net, epoch, loss)`` returning True stops.
+
+        A NaN or infinite loss raises ``FloatingPointError`` naming the epoch and
+        restores the weights of the last finite epoch. Targets outside the range
+        of the output activation (sigmoid [0, 1], tanh [-1, 1], relu >= 0) are
+        refused with a ``ValueError``.
+
+        ``converged_`` is True when the tolerance was met (``tol`` for the
+        mini-batch methods, scipy's own criteria for BFGS) and False when it was
+        not: when the iteration limit came first, with a
+        :class:`fastbp.ConvergenceWarning`, or when scipy gave up (precision
+        loss; see ``optimization_result_``). It is None when there was nothing
+        to meet (no ``tol``, a callback stopped, or the network is untrained).
+
+        Returns
+        -------
+        Network
+            ``self``, trained.
+        """
+        return training.fit(self, X, y, method, **options)
+
+    def predict_proba(self, X):
+        """Probabilities from a sigmoid (per output) or softmax (per row) output layer.
+
+        Returns
+        -------
+        ndarray (n, nL)
+        """
+        if ACTIVATIONS[self.activations[-1]].output_range != (0.0, 1.0):
+            raise ValueError("predict_proba needs a sigmoid or softmax output layer; this "
+                             f"network's is {self.activations[-1]!r}")
+        return self.forward(X)
+
+    def score(self, X, y):
+        """Accuracy for ``loss="cross_entropy"``, else R² averaged over outputs.
+
+        Accuracy needs 0/1 targets. One-hot rows (one class each) count as right
+        when the largest output is the class (always so with a softmax output);
+        otherwise (one output, or several labels per row) every output is
+        thresholded at 0.5 and a row counts as right only when all its labels
+        are, as scikit-learn's multi-label accuracy does.
+
+        Returns
+        -------
+        float
+        """
+        X, y = self._check_Xy(X, y)
+        yhat = self._engine.forward(self, X)
         if self.loss == "cross_entropy":
             if not np.isin(y, (0, 1)).all():
                 raise ValueError("score needs 0/1 targets for loss='cross_entropy' (accuracy); "
@@ -372,6 +325,20 @@ class Network:
             f"loss={self.loss!r}, bias={self.bias}, l2={self.l2}, "
             f"dtype={self.dtype.name}, backend={self.backend!r})"
         )
+
+
+def _check_targets(y, head):
+    """Targets as the output head needs them (:data:`fastbp.kernels.HEADS`)."""
+    if head.targets == "unit" and ((y < 0).any() or (y > 1).any()):
+        raise ValueError(f"y must lie in [0, 1] for loss={head.loss!r} with a "
+                         f"{head.outputs[0]} output")
+    if head.targets == "distribution":
+        # a row of probabilities sums to 1 up to the rounding of its entries
+        tol = 8 * np.finfo(y.dtype).eps * y.shape[1]
+        if (y < 0).any() or (np.abs(y.sum(axis=1, dtype=np.float64) - 1) > tol).any():
+            raise ValueError(f"each row of y must be a probability vector (non-negative, "
+                             f"summing to 1) for loss={head.loss!r} with a softmax output: "
+                             "one-hot or soft labels")
 
 
 def _parameter_slices(sizes, bias):

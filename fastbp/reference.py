@@ -8,6 +8,8 @@ gradient:  dJ/dW[l] = a[l-1].T @ delta[l],   dJ/db[l] = delta[l].sum(axis=0)
 
 import numpy as np
 
+from .kernels import _tables
+
 __all__ = [
     "ACTIVATIONS",
     "activation",
@@ -16,6 +18,7 @@ __all__ = [
     "cost",
     "cost_and_gradients",
     "forward",
+    "head_cost_and_delta",
     "hidden_delta",
     "identity",
     "identity_prime",
@@ -24,6 +27,7 @@ __all__ = [
     "relu_prime",
     "sigmoid",
     "sigmoid_prime",
+    "softmax",
     "tanh",
     "tanh_prime",
     "weight_gradient",
@@ -88,11 +92,23 @@ def identity_prime(z, out=None):
     return _out(np.ones_like(_float(z)), out)
 
 
+def softmax(z, out=None):
+    """Row-wise ``exp(z) / exp(z).sum(axis=1)``, shifted by each row's maximum so
+    that ``exp`` never overflows."""
+    e = _float(z) - np.max(z, axis=1, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(axis=1, keepdims=True)
+    return _out(e, out)
+
+
+#: Name -> ``(f, f')`` for every activation of :data:`fastbp.kernels.ACTIVATIONS`
+#: (softmax has no element-wise derivative: its head gives ``dJ/dz`` directly).
 ACTIVATIONS = {
     "sigmoid": (sigmoid, sigmoid_prime),
     "tanh": (tanh, tanh_prime),
     "relu": (relu, relu_prime),
     "identity": (identity, identity_prime),
+    "softmax": (softmax, None),
 }
 
 # f'(z) in terms of a = f(z), as the network passes use it (exact for these four).
@@ -151,24 +167,34 @@ def forward(weights, biases, X, activations):
     return _forward_all(weights, biases, X, activations)[0][-1]
 
 
-def _data_cost(yhat, z_out, y, loss):
-    """Cost and ``dJ/dz[L]`` when the output activation's derivative is applied later
-    (``None`` for cross-entropy, whose delta is already ``dJ/dz``)."""
+def head_cost_and_delta(yhat, z_out, y, output_activation, loss):
+    """The output head of :data:`fastbp.kernels.HEADS`: the data cost and
+    ``delta[L] = dJ/dz[L]`` for outputs ``yhat = f(z_out)`` and targets ``y`` (n, m)."""
+    head = _tables.head(output_activation, loss)
     n = y.shape[0]
     r = yhat - y
-    if loss == "half_sse":
-        return 0.5 * np.sum(r * r, dtype=np.float64), r
-    if loss == "mse":
-        return np.sum(r * r, dtype=np.float64) / n, 2 * r / n
-    # cross-entropy with a sigmoid output: -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z
-    softplus = np.maximum(z_out, 0) + np.log1p(np.exp(-np.abs(z_out)))
-    return np.sum(softplus - y * z_out, dtype=np.float64) / n, None
+    if head.code in (_tables.HALF_SSE, _tables.MSE):
+        if head.mean:
+            J, dJ = np.sum(r * r, dtype=np.float64) / n, 2 * r / n
+        else:
+            J, dJ = 0.5 * np.sum(r * r, dtype=np.float64), r
+        return J, dJ * _PRIME_FROM_OUTPUT[output_activation](yhat)
+    if head.code == _tables.SIGMOID_CROSS_ENTROPY:
+        # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z
+        softplus = np.maximum(z_out, 0) + np.log1p(np.exp(-np.abs(z_out)))
+        return np.sum(softplus - y * z_out, dtype=np.float64) / n, r / n
+    if head.code == _tables.SOFTMAX_CROSS_ENTROPY:
+        # -sum y log softmax(z) = sum y (lse(z) - z), lse around the row's maximum
+        top = np.max(z_out, axis=1, keepdims=True)
+        lse = top + np.log(np.sum(np.exp(z_out - top), axis=1, keepdims=True))
+        return np.sum(y * (lse - z_out), dtype=np.float64) / n, r / n
+    raise ValueError(f"no reference for output head {head}")
 
 
 def cost(weights, biases, X, y, activations, loss="half_sse", l2=0.0):
     """The cost ``J`` (float): data cost plus ``(l2 / 2) * sum(W**2)`` over weights."""
     a, z_out = _forward_all(weights, biases, X, activations)
-    J, _ = _data_cost(a[-1], z_out, y, loss)
+    J, _ = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss)
     return float(J + 0.5 * l2 * sum(np.sum(W * W, dtype=np.float64) for W in weights))
 
 
@@ -179,11 +205,7 @@ def cost_and_gradients(weights, biases, X, y, activations, loss="half_sse", l2=0
     ``bias_grads`` is ``None`` when ``biases`` is ``None``.
     """
     a, z_out = _forward_all(weights, biases, X, activations)
-    J, dJ = _data_cost(a[-1], z_out, y, loss)
-    if dJ is None:  # cross-entropy: delta = (yhat - y) / n
-        delta = (a[-1] - y) / y.shape[0]
-    else:
-        delta = dJ * _PRIME_FROM_OUTPUT[activations[-1]](a[-1])
+    J, delta = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss)
     delta = delta * data_scale
     weight_grads = [None] * len(weights)
     bias_grads = None if biases is None else [None] * len(weights)

@@ -1,18 +1,32 @@
-"""Training loops: mini-batch SGD, full-batch gradient descent and scipy's (L-)BFGS.
+"""Training loops over an :class:`fastbp.objective.Objective`: mini-batch methods
+(SGD with momentum, full-batch gradient descent, Adam) stepped by an optimizer
+of :mod:`fastbp.optimizers`, and scipy's (L-)BFGS.
 
-On the numba backend a whole SGD epoch is one jitted call over preallocated
-buffers; the numpy backend runs the same steps in a Python loop over
-:mod:`fastbp.reference`, so both give the same weights from the same seed.
+Each epoch is one call of the objective's ``epoch``: on the compiled engine a
+single jitted call over preallocated buffers, on the reference engine the same
+steps in NumPy, so both give the same weights from the same seed.
 """
 
 import warnings
 
 import numpy as np
 
-from . import _validation as v
-from .kernels import _network as fused
+from .kernels import _validation as v
+from .optimizers import OPTIMIZERS
 
-METHODS = ("sgd", "gd", "bfgs", "lbfgs")
+_MINIBATCH = {"epochs": 10, "batch_size": 32, "shuffle": True, "seed": None, "tol": None}
+_QUASI_NEWTON = {"max_iter": 200, "tol": None}
+#: ``fit`` method -> the options it takes, with their defaults (besides ``verbose``
+#: and ``callback``, which every method takes). The optimizer's own options
+#: (learning rate, momentum, betas, ...) come from its class.
+METHOD_OPTIONS = {
+    "sgd": {**_MINIBATCH, **OPTIMIZERS["sgd"].defaults},
+    "gd": {"epochs": 10, "tol": None, **OPTIMIZERS["gd"].defaults},
+    "adam": {**_MINIBATCH, **OPTIMIZERS["adam"].defaults},
+    "bfgs": _QUASI_NEWTON,
+    "lbfgs": _QUASI_NEWTON,
+}
+METHODS = tuple(METHOD_OPTIONS)
 
 
 class ConvergenceWarning(UserWarning):
@@ -34,41 +48,56 @@ def _check_targets_reachable(net, y):
         )
 
 
-def fit(net, X, y, *, method="sgd", epochs=10, batch_size=32, learning_rate=0.1,
-        momentum=0.0, shuffle=True, seed=None, max_iter=200, tol=None, verbose=False,
-        callback=None):
-    """Train ``net`` in place; see :meth:`fastbp.Network.fit`."""
+def _options(method, options):
+    """``fit``'s options for ``method``, defaults filled in; ``TypeError`` naming any
+    option the method does not take."""
     v.choice(method, "method", METHODS)
-    X, y = net._check_Xy(X, y)
-    _check_targets_reachable(net, y)
-    epochs = v.positive_int(epochs, "epochs")
-    batch_size = v.positive_int(batch_size, "batch_size")
-    learning_rate = v.real_number(learning_rate, "learning_rate", low=0.0, low_open=True)
-    momentum = v.real_number(momentum, "momentum", low=0.0, high=1.0, high_open=True)
-    max_iter = v.positive_int(max_iter, "max_iter")
-    if tol is not None:
-        tol = v.real_number(tol, "tol", low=0.0)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False; got {shuffle!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable; got {callback!r}")
-    rng = v.generator(seed)
+    allowed = METHOD_OPTIONS[method]
+    unknown = sorted(set(options) - set(allowed) - {"verbose", "callback"})
+    if unknown:
+        raise TypeError(f"fit(method={method!r}) takes no option {', '.join(map(repr, unknown))}; "
+                        f"it takes {sorted(allowed) + ['callback', 'verbose']}")
+    opts = {**allowed, "verbose": False, "callback": None, **options}
+    for name in ("epochs", "batch_size", "max_iter"):
+        if name in allowed:
+            opts[name] = v.positive_int(opts[name], name)
+    if opts["tol"] is not None:
+        opts["tol"] = v.real_number(opts["tol"], "tol", low=0.0)
+    if "shuffle" in allowed and not isinstance(opts["shuffle"], (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False; got {opts['shuffle']!r}")
+    if opts["callback"] is not None and not callable(opts["callback"]):
+        raise TypeError(f"callback must be callable; got {opts['callback']!r}")
+    return opts
+
+
+def fit(net, X, y, method="sgd", **options):
+    """Train ``net`` in place; see :meth:`fastbp.Network.fit`."""
+    opts = _options(method, options)
+    objective = net.objective(X, y)
+    _check_targets_reachable(net, objective.y)
+    optimizer = None
+    if method in OPTIMIZERS:
+        cls = OPTIMIZERS[method]
+        optimizer = cls(**{k: opts[k] for k in cls.defaults})
+        rng = v.generator(opts.get("seed"))
     net.loss_curve_ = []
     net.n_iter_ = 0
     net.converged_ = None
-    quasi_newton = method in ("bfgs", "lbfgs")
-    progress = _Progress(verbose, max_iter if quasi_newton else epochs,
+    quasi_newton = optimizer is None
+    progress = _Progress(opts["verbose"], opts["max_iter"] if quasi_newton else opts["epochs"],
                          "iteration" if quasi_newton else "epoch")
     # Divergence is detected from the loss and reported by epoch; NumPy's overflow
-    # warnings on the way there (numpy backend) would only be noise.
+    # warnings on the way there (reference engine) would only be noise.
     with np.errstate(over="ignore", invalid="ignore"), progress:
         if quasi_newton:
-            _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback)
+            _fit_bfgs(net, objective, method, opts["max_iter"], opts["tol"], progress,
+                      opts["callback"])
         else:
+            batch_size, shuffle = opts.get("batch_size"), opts.get("shuffle", False)
             if method == "gd":
-                batch_size, shuffle = X.shape[0], False
-            _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle,
-                     rng, tol, progress, callback)
+                batch_size = objective.n_rows
+            _fit_minibatch(net, objective, optimizer, opts["epochs"], batch_size, shuffle, rng,
+                           opts["tol"], progress, opts["callback"])
     return net
 
 
@@ -80,29 +109,17 @@ def _record(net, loss, step, progress, callback):
     return bool(callback(net, step, loss)) if callback is not None else False
 
 
-def _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle, rng,
-             tol, progress, callback):
-    n = X.shape[0]
+def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, tol, progress,
+                   callback):
+    n = objective.n_rows
     batch_size = min(batch_size, n)
     order = np.arange(n, dtype=np.int64)
-    velocity = np.zeros_like(net._params)
-    per_example = net.loss == "half_sse"  # the sum-type cost: step on the batch mean
-    dt = net.dtype.type
-    if net.backend == "numba":
-        X_batch = np.empty(batch_size * X.shape[1], net.dtype)
-        y_batch = np.empty(batch_size * y.shape[1], net.dtype)
+    optimizer.start(net._params)
     for epoch in range(1, epochs + 1):
         last_finite = net._params.copy()
         if shuffle:
             rng.shuffle(order)
-        if net.backend == "numba":
-            work = net._workspace(batch_size)
-            loss = fused.sgd_epoch(net._params, net._layout, X, y, order, batch_size,
-                                   dt(learning_rate), dt(momentum), velocity, net.l2,
-                                   per_example, work, net._grad_buffer(), X_batch, y_batch)
-        else:
-            loss = _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum,
-                                velocity, per_example)
+        loss = objective.epoch(optimizer, order, batch_size)
         if not np.isfinite(net._params).all():  # the last step can overflow
             loss = float("nan")
         if not np.isfinite(loss):
@@ -124,39 +141,13 @@ def _fit_sgd(net, X, y, epochs, batch_size, learning_rate, momentum, shuffle, rn
             "or more per epoch; raise epochs to go on", ConvergenceWarning, stacklevel=4)
 
 
-def _numpy_epoch(net, X, y, order, batch_size, learning_rate, momentum, velocity,
-                 per_example):
-    """The steps of ``fused.sgd_epoch`` on the reference; returns the same loss."""
-    n, loss = X.shape[0], 0.0
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        m = idx.size
-        scale = 1.0 / m if per_example else 1.0
-        l2_cost = 0.0
-        if net.l2:
-            l2_cost = 0.5 * net.l2 * sum(np.sum(W * W, dtype=np.float64) for W in net.weights)
-        J, grad = net._flat_cost_and_gradient(X[idx], y[idx], scale)
-        loss += (J - l2_cost) * m if per_example else (J - l2_cost) * m / n
-        loss += l2_cost * m / n
-        grad *= learning_rate  # in place: the buffer is rewritten by the next batch
-        if momentum != 0.0:
-            velocity *= momentum
-            velocity -= grad
-            net._params += velocity
-        else:
-            net._params -= grad
-    return loss
-
-
-def _fit_bfgs(net, X, y, method, max_iter, tol, progress, callback):
+def _fit_bfgs(net, objective, method, max_iter, tol, progress, callback):
     import scipy.optimize  # imported on first use: it doubles the import time of fastbp
 
     last_finite = net.get_params()
-    objective = net._objective(X, y)
 
     def cost_and_grad(p):
-        net._params[...] = p
-        J, grad = objective()
+        J, grad = objective.cost_and_gradient(p)
         return J, grad.astype(np.float64)
 
     class _Stop(Exception):

@@ -14,6 +14,7 @@ with the squares summed over every weight, and gradients ``... / n + Lambda * W`
 import numpy as np
 
 from . import kernels
+from .kernels import _validation as v
 from .network import Network
 
 __all__ = ["Neural_Network", "computeNumericalGradient", "trainer"]
@@ -48,11 +49,13 @@ class Neural_Network:
         self._net.l2 = Network([1, 1], l2=value).l2  # validated like Network(l2=...)
 
     def _scale(self, X):
-        return 1.0 / X.shape[0] if self.Lambda > 0 else 1.0
+        return 1.0 / np.shape(X)[0] if self.Lambda > 0 else 1.0
 
     def forward(self, X):
         """Propagate ``X`` (n, 2); sets ``z2``, ``a2``, ``z3``, ``yHat``; returns ``yHat``."""
-        X = self._net._check_X(X)
+        X = v.as_array(X, "X", dtype=np.float64, finite=True)
+        if X.shape[1] != self.inputLayerSize:
+            raise ValueError(f"X must have {self.inputLayerSize} columns; got shape {X.shape}")
         self.z2 = X @ self.W1
         self.a2 = kernels.sigmoid(self.z2)
         self.z3 = self.a2 @ self.W2
@@ -68,8 +71,7 @@ class Neural_Network:
         return kernels.sigmoid_prime(z.reshape(-1)).reshape(z.shape)[()]
 
     def _cost_and_flat_gradient(self, X, y):
-        X, y = self._net._check_Xy(X, y)
-        return self._net._flat_cost_and_gradient(X, y, self._scale(X))
+        return self._net.objective(X, y, self._scale(X)).cost_and_gradient()
 
     def costFunction(self, X, y):
         """The cost as a Python float (also sets the forward attributes)."""

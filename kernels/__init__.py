@@ -12,14 +12,17 @@ Shapes: ``z``, ``y``, ``yhat`` (n, m); ``delta_next`` (n, k); ``W_next`` (m, k);
 
 import numpy as np
 
-from fastbp._validation import as_arrays, check_out, choice
-
-from . import _elementwise, _linalg
-from ._elementwise import IDENTITY, RELU, SIGMOID, TANH
+from . import _activations, _linalg
 from ._jit import CACHE, FASTMATH_FLAGS, JIT_OPTIONS
+from ._tables import ACTIVATIONS, ELEMENTWISE, HEADS, LOSSES, SOFTMAX, UPDATE_RULES
+from ._validation import as_arrays, check_out, choice
 
 __all__ = [
     "ACTIVATIONS",
+    "ELEMENTWISE",
+    "HEADS",
+    "LOSSES",
+    "UPDATE_RULES",
     "activation",
     "activation_prime",
     "bias_gradient",
@@ -31,6 +34,7 @@ __all__ = [
     "relu_prime",
     "sigmoid",
     "sigmoid_prime",
+    "softmax",
     "tanh",
     "tanh_prime",
     "weight_gradient",
@@ -38,16 +42,6 @@ __all__ = [
     "FASTMATH_FLAGS",
     "JIT_OPTIONS",
 ]
-
-#: Activation name -> code used by the fused network kernels.
-ACTIVATIONS = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "identity": IDENTITY}
-_FORWARD_LOOPS = {
-    SIGMOID: _elementwise.sigmoid_1d,
-    TANH: _elementwise.tanh_1d,
-    RELU: _elementwise.relu_1d,
-    IDENTITY: _elementwise.identity_1d,
-}
-
 
 def _target(out, shape, dtype, *inputs):
     """Where a kernel writes: ``out`` itself when C-contiguous and not overlapping an
@@ -68,7 +62,8 @@ def _finish(result, out):
 
 
 def _code(name):
-    return ACTIVATIONS[choice(name, "activation", ACTIVATIONS)]
+    """The code of an element-wise activation (softmax is not one: see :func:`softmax`)."""
+    return ACTIVATIONS[choice(name, "activation", ELEMENTWISE)].code
 
 
 def activation(z, name="sigmoid", out=None):
@@ -76,7 +71,16 @@ def activation(z, name="sigmoid", out=None):
     code = _code(name)
     z = as_arrays(ndim=None, z=z)["z"]
     res = _target(out, z.shape, z.dtype)
-    _FORWARD_LOOPS[code](z.reshape(-1), res.reshape(-1))
+    _activations.activate(z.reshape(-1), res.reshape(-1), 1, code)
+    return _finish(res, out)
+
+
+def softmax(z, out=None):
+    """Row-wise ``exp(z) / exp(z).sum(axis=1)``, (n, m) -> (n, m), computed around
+    each row's maximum: finite for any finite ``z``."""
+    z = as_arrays(z=z)["z"]
+    res = _target(out, z.shape, z.dtype)
+    _activations.activate(z.reshape(-1), res.reshape(-1), z.shape[1], SOFTMAX)
     return _finish(res, out)
 
 
@@ -85,7 +89,7 @@ def activation_prime(z, name="sigmoid", out=None):
     code = _code(name)
     z = as_arrays(ndim=None, z=z)["z"]
     res = _target(out, z.shape, z.dtype)
-    _elementwise.prime_1d(z.reshape(-1), res.reshape(-1), code)
+    _activations.prime_1d(z.reshape(-1), res.reshape(-1), code)
     return _finish(res, out)
 
 
@@ -140,8 +144,8 @@ def output_delta(y, yhat, z, out=None, activation="sigmoid"):
         )
     res = _target(out, z.shape, z.dtype, y, yhat, z)
     flat = res.reshape(-1)
-    _elementwise.residual_1d(y.reshape(-1), yhat.reshape(-1), flat)
-    _elementwise.mul_prime_1d(flat, z.reshape(-1), code)
+    _activations.residual_1d(y.reshape(-1), yhat.reshape(-1), flat)
+    _activations.mul_prime_1d(flat, z.reshape(-1), code)
     return _finish(res, out)
 
 
@@ -157,7 +161,7 @@ def hidden_delta(delta_next, W_next, z, out=None, activation="sigmoid"):
         )
     res = _target(out, z.shape, z.dtype, d, W, z)
     _linalg.gemm_nt(d, W, res, False)
-    _elementwise.mul_prime_1d(res.reshape(-1), z.reshape(-1), code)
+    _activations.mul_prime_1d(res.reshape(-1), z.reshape(-1), code)
     return _finish(res, out)
 
 

@@ -9,16 +9,8 @@ keeps Numba's per-call overhead small for tiny networks.
 
 import numpy as np
 
-from ._elementwise import (
-    IDENTITY,
-    RELU,
-    SIGMOID,
-    TANH,
-    activate_inplace,
-    relu_scalar,
-    sigmoid_scalar,
-    tanh_scalar,
-)
+from ._activations import activate, add_bias_and_activate, backprop_through
+from ._heads import cost_and_delta
 from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, inlined_kernel, kernel
 from ._linalg import (
     SMALL_PRODUCT,
@@ -28,18 +20,19 @@ from ._linalg import (
     gemm_scaled,
     gemm_tn_flat,
 )
+from ._optimizers import apply_update
+from ._tables import IDENTITY, SGD_RULE
 
-HALF_SSE, MSE, CROSS_ENTROPY = 0, 1, 2
 #: ``IDENTITY`` as a typed global: passed as a literal, it compiled the bias and
 #: activation pass (and what it calls) a second time.
 IDENTITY_CODE = np.int64(IDENTITY)
-_HEADER = 2  # layout[0] = number of layers L, layout[1] = loss code
+_HEADER = 2  # layout[0] = number of layers L, layout[1] = output head code
 
 
-def make_layout(sizes, activation_codes, bias, loss_code):
+def make_layout(sizes, activation_codes, bias, head_code):
     """Pack the network description into one int64 array; return ``(layout, n_params)``.
 
-    ``layout = [L, loss, sizes[0..L], w_offset[0..L-1], b_offset[0..L-1], act[0..L-1]]``
+    ``layout = [L, head, sizes[0..L], w_offset[0..L-1], b_offset[0..L-1], act[0..L-1]]``
     with ``b_offset = -1`` for layers without bias.
     """
     n_layers = len(sizes) - 1
@@ -53,7 +46,7 @@ def make_layout(sizes, activation_codes, bias, loss_code):
         else:
             b_off.append(-1)
     layout = np.array(
-        [n_layers, loss_code, *sizes, *w_off, *b_off, *activation_codes], dtype=np.int64
+        [n_layers, head_code, *sizes, *w_off, *b_off, *activation_codes], dtype=np.int64
     )
     return layout, pos
 
@@ -105,66 +98,13 @@ def _sections(layout, n):
 
 
 @kernel
-def _prime_from_output(a, code, one):
-    """``f'(z)`` written in terms of the stored ``a = f(z)`` (exact for all four)."""
-    if code == SIGMOID:
-        return a * (one - a)
-    if code == TANH:
-        return one - a * a
-    if code == RELU:
-        return one if a > 0 else one - one
-    return one
-
-
-@kernel
-def _backprop_into_activations(work, src, dst, size, code):
-    """``work[dst:] = work[src:] * f'(work[dst:])``: delta[l] replaces a[l], whose
-    only remaining use is its own derivative. One loop per activation, with the
-    code fixed inside it, so that each loop vectorises."""
-    one = work.dtype.type(1.0)
-    d, s = work[dst : dst + size], work[src : src + size]
-    if code == SIGMOID:
-        for i in range(size):
-            d[i] = s[i] * _prime_from_output(d[i], SIGMOID, one)
-    elif code == TANH:
-        for i in range(size):
-            d[i] = s[i] * _prime_from_output(d[i], TANH, one)
-    elif code == RELU:
-        for i in range(size):
-            d[i] = s[i] * _prime_from_output(d[i], RELU, one)
-    else:
-        for i in range(size):
-            d[i] = s[i]
-
-
-@kernel
 def _add_bias_and_activate(work, off, params, b, n, m, code):
     """``a = f(z + bias)`` in place on the (n, m) block at ``work[off:]`` (``b < 0``:
-    no bias), in one pass over the block rather than one to add and one to activate;
-    ``IDENTITY`` only adds the bias."""
+    no bias)."""
     if b < 0:
-        activate_inplace(work[off : off + n * m], code)
-        return
-    Z = work[off : off + n * m].reshape((n, m))
-    bias = params[b : b + m]
-    one = work.dtype.type(1.0)
-    zero = one - one
-    if code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = sigmoid_scalar(Z[i, j] + bias[j], one)
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = tanh_scalar(Z[i, j] + bias[j], one)
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = relu_scalar(Z[i, j] + bias[j], zero)
+        activate(work[off : off + n * m], work[off : off + n * m], m, code)
     else:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] += bias[j]
+        add_bias_and_activate(work[off : off + n * m].reshape((n, m)), params[b : b + m], code)
 
 
 @inlined_kernel
@@ -193,7 +133,7 @@ def _forward(params, layout, x, n, work):
             z, a = work[z_out : z_out + n * n_out], work[off : off + n * n_out]
             for i in range(n * n_out):
                 z[i] = a[i]
-            activate_inplace(a, _act(layout, l))
+            activate(a, a, n_out, _act(layout, l))
         off += n * n_out
     return off - n * _size(layout, n_layers)
 
@@ -202,33 +142,6 @@ def _forward(params, layout, x, n, work):
 def forward_pass(params, layout, X, work):
     """Forward pass for ``X`` (n, n0); returns the offset of ``yhat`` in ``work``."""
     return _forward(params, layout, X.reshape(X.size), X.shape[0], work)
-
-
-@kernel
-def _output_delta_and_cost(work, out_off, z_off, y, loss, code, n, data_scale, with_delta):
-    """Return the scaled data cost; with ``with_delta`` overwrite the output
-    activations by ``delta[L] = dJ/dz[L]`` (scaled)."""
-    cost = 0.0
-    m = y.size
-    one = work.dtype.type(1.0)
-    out, z = work[out_off : out_off + m], work[z_off : z_off + m]
-    if loss == CROSS_ENTROPY:
-        # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z; delta = s(z) - y
-        scale = data_scale / n
-        for i in range(m):
-            zi = z[i]
-            cost += max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi
-            if with_delta:
-                out[i] = (out[i] - y[i]) * scale
-        return cost * scale
-    scale = data_scale * (2.0 / n if loss == MSE else 1.0)
-    for i in range(m):
-        a = out[i]
-        r = a - y[i]
-        cost += r * r
-        if with_delta:
-            out[i] = r * scale * _prime_from_output(a, code, one)
-    return cost * (data_scale / n if loss == MSE else 0.5 * data_scale)
 
 
 @kernel
@@ -262,8 +175,9 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale, lr):
     n_layers = layout[0]
     out_off = _forward(params, layout, x, n, work)
     z_out, scratch = _sections(layout, n)
-    cost = _output_delta_and_cost(work, out_off, z_out, y, layout[1],
-                                  _act(layout, n_layers - 1), n, data_scale, True)
+    m = n * _size(layout, n_layers)
+    cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y, layout[1],
+                          _act(layout, n_layers - 1), n, data_scale, True)
     l2_cost = 0.0
     for l in range(n_layers - 1, -1, -1):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
@@ -287,8 +201,9 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale, lr):
                 for j in range(b, b + n_out):
                     params[j] -= lr * grad[j]
         if l > 0:
-            _backprop_into_activations(work, scratch, _activation_offset(layout, l - 1, n),
-                                       n * n_in, _act(layout, l - 1))
+            a_off = _activation_offset(layout, l - 1, n)
+            backprop_through(work[a_off : a_off + n * n_in], work[scratch : scratch + n * n_in],
+                             _act(layout, l - 1))
     return cost, 0.5 * l2 * l2_cost
 
 
@@ -306,14 +221,14 @@ def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
 
 
 @entry_kernel
-def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
-              velocity, l2, per_example, work, grad, X_batch, y_batch):
-    """One epoch of mini-batch SGD, in place on ``params`` (and ``velocity``).
+def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state, l2,
+                    per_example, work, grad, X_batch, y_batch):
+    """One epoch of mini-batch steps by update rule ``rule`` (``_optimizers.py``,
+    with its ``hyper`` and ``state``), in place on ``params``.
 
     Rows are visited in ``order``; each batch is gathered into the flat buffers
-    ``X_batch``/``y_batch`` and the step is ``-learning_rate`` times the gradient
-    of the batch's mean cost (``per_example``: divide the data cost by the batch
-    size, for sum-type costs). With ``momentum > 0`` classical momentum is used.
+    ``X_batch``/``y_batch`` and stepped on the gradient of the batch's mean cost
+    (``per_example``: divide the data cost by the batch size, for sum-type costs).
 
     Returns the epoch's loss in the units of :func:`cost_and_gradient` at
     ``data_scale=1``, gathered from the batches as they were visited (each at the
@@ -323,7 +238,8 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
     n, n_in = X.shape
     n_out = y.shape[1]
     loss = 0.0
-    zero = learning_rate - learning_rate
+    # plain SGD steps inside the pass's BLAS calls; other rules need the gradient
+    step = params.dtype.type(hyper[0] if rule == SGD_RULE else 0.0)
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         for r in range(m):
@@ -334,18 +250,14 @@ def sgd_epoch(params, layout, X, y, order, batch_size, learning_rate, momentum,
                 x_dst[j] = x_row[j]
             for j in range(n_out):
                 y_dst[j] = y_row[j]
-        # without momentum the pass takes the step itself; with it, the gradient
-        step = learning_rate if momentum == 0.0 else zero
         data_cost, l2_cost = _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out],
                                                 m, work, grad, l2,
                                                 1.0 / m if per_example else 1.0, step)
         # a sum-type cost adds up over batches; a mean-type one is weighted by rows
         loss += data_cost * m if per_example else data_cost * m / n
         loss += l2_cost * m / n
-        if momentum != 0.0:
-            for i in range(params.size):
-                velocity[i] = momentum * velocity[i] - learning_rate * grad[i]
-                params[i] += velocity[i]
+        if rule != SGD_RULE:
+            apply_update(rule, params, grad, hyper, state)
     return loss
 
 
@@ -356,8 +268,9 @@ def cost_only(params, layout, X, y, work, l2):
     n_layers = layout[0]
     out_off = _forward(params, layout, X.reshape(X.size), n, work)
     z_out, _ = _sections(layout, n)
-    cost = _output_delta_and_cost(work, out_off, z_out, y.reshape(y.size), layout[1],
-                                  _act(layout, n_layers - 1), n, 1.0, False)
+    m = y.size
+    cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y.reshape(m),
+                          layout[1], _act(layout, n_layers - 1), n, 1.0, False)
     if l2 == 0.0:
         return cost
     l2_cost = 0.0

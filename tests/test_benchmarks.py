@@ -59,7 +59,8 @@ def test_plain_epoch_takes_the_steps_fit_takes(dtype, activation, output, loss):
 
 
 def test_the_demos_plain_numpy_gives_the_seed_numbers():
-    from fastbp.__main__ import notebook_cost_and_gradient, seed_example, seed_weights
+    from fastbp.__main__ import notebook_cost_and_gradient
+    from fastbp.datasets import seed_example, seed_weights
 
     J, dW1, dW2 = notebook_cost_and_gradient(*seed_weights(), *seed_example())
     net = fastbp.Network([2, 3, 1], bias=False)

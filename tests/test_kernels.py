@@ -6,21 +6,21 @@ from conftest import DTYPES, assert_close, layouts
 from fastbp.kernels import _linalg
 
 import fastbp
-from fastbp import registry
+from fastbp import implementations
 
-FAST = registry.IMPLEMENTATIONS["fastbp"]
-REF = registry.IMPLEMENTATIONS["numpy-reference"]
+FAST = implementations.IMPLEMENTATIONS["fastbp"]
+REF = implementations.IMPLEMENTATIONS["numpy-reference"]
 
 # (n examples, m units, k units in the next layer); batch 1, 1x1, odd and larger.
 SHAPES = [(1, 1, 1), (1, 5, 3), (7, 3, 2), (65, 33, 17)]
-NAMES = sorted(registry.KERNEL_INPUTS)
+NAMES = sorted(implementations.KERNEL_INPUTS)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", NAMES)
 def test_kernel_matches_reference(name, shape, dtype):
-    args = registry.kernel_inputs(name, *shape, dtype=dtype)
+    args = implementations.kernel_inputs(name, *shape, dtype=dtype)
     expected = getattr(REF, name)(*args)
     actual = getattr(FAST, name)(*args)
     assert_close(actual, expected, dtype)
@@ -30,7 +30,7 @@ def test_kernel_matches_reference(name, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
 def test_kernel_accepts_any_memory_layout(name, dtype, layout):
-    args = registry.kernel_inputs(name, 7, 3, 2, dtype=dtype)
+    args = implementations.kernel_inputs(name, 7, 3, 2, dtype=dtype)
     expected = getattr(REF, name)(*args)
     varied = tuple(layouts(a)[layout] for a in args)
     assert_close(getattr(FAST, name)(*varied), expected, dtype)
@@ -40,7 +40,7 @@ def test_kernel_accepts_any_memory_layout(name, dtype, layout):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
 def test_kernel_writes_into_out(name, dtype, out_layout):
-    args = registry.kernel_inputs(name, 7, 3, 2, dtype=dtype)
+    args = implementations.kernel_inputs(name, 7, 3, 2, dtype=dtype)
     expected = getattr(REF, name)(*args)
     if expected.ndim == 2:
         out = layouts(np.full(expected.shape, np.nan, dtype))[out_layout]
@@ -54,7 +54,7 @@ def test_kernel_writes_into_out(name, dtype, out_layout):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["weight_gradient", "bias_gradient"])
 def test_gradient_kernels_accumulate(name, dtype, rng):
-    args = registry.kernel_inputs(name, 9, 4, 3, dtype=dtype)
+    args = implementations.kernel_inputs(name, 9, 4, 3, dtype=dtype)
     start = getattr(REF, name)(*args) * 0 + rng.standard_normal(1).astype(dtype)
     expected = getattr(REF, name)(*args, out=start.copy(), accumulate=True)
     out = start.copy()
@@ -70,16 +70,16 @@ def test_products_either_side_of_the_blas_threshold(dtype, side):
     n = _linalg.SMALL_PRODUCT // 35 + (side == "blas")
     assert (n * 35 > _linalg.SMALL_PRODUCT) == (side == "blas")
     for name in ["weight_gradient", "hidden_delta"]:
-        args = registry.kernel_inputs(name, n, 5, 7, dtype=dtype)
+        args = implementations.kernel_inputs(name, n, 5, 7, dtype=dtype)
         assert_close(getattr(FAST, name)(*args), getattr(REF, name)(*args), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_products_take_the_blas_path(dtype):
     for name in ["weight_gradient", "hidden_delta"]:
-        args = registry.kernel_inputs(name, 300, 70, 40, dtype=dtype)
+        args = implementations.kernel_inputs(name, 300, 70, 40, dtype=dtype)
         assert_close(getattr(FAST, name)(*args), getattr(REF, name)(*args), dtype)
-    args = registry.kernel_inputs("weight_gradient", 300, 70, 40, dtype=dtype)
+    args = implementations.kernel_inputs("weight_gradient", 300, 70, 40, dtype=dtype)
     out = np.ones((70, 40), dtype)
     FAST.weight_gradient(*args, out=out, accumulate=True)
     assert_close(out, 1 + REF.weight_gradient(*args), dtype)
@@ -89,7 +89,7 @@ def test_large_products_take_the_blas_path(dtype):
 @pytest.mark.parametrize("name", ["output_delta", "hidden_delta"])
 def test_deltas_for_every_activation(name, activation):
     for dtype in DTYPES:
-        args = registry.kernel_inputs(name, 7, 3, 2, dtype=dtype)
+        args = implementations.kernel_inputs(name, 7, 3, 2, dtype=dtype)
         expected = getattr(REF, name)(*args, activation=activation)
         assert_close(getattr(FAST, name)(*args, activation=activation), expected, dtype)
 
@@ -103,11 +103,11 @@ def test_int_and_bool_inputs_become_float64():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_output_may_alias_the_input(dtype):
-    z = registry.kernel_inputs("sigmoid", 5, 4, dtype=dtype)[0]
+    z = implementations.kernel_inputs("sigmoid", 5, 4, dtype=dtype)[0]
     expected = REF.sigmoid(z)
     FAST.sigmoid(z, out=z)
     assert_close(z, expected, dtype)
-    d, W, zz = registry.kernel_inputs("hidden_delta", 6, 6, 6, dtype=dtype)
+    d, W, zz = implementations.kernel_inputs("hidden_delta", 6, 6, 6, dtype=dtype)
     expected = REF.hidden_delta(d, W, zz)
     FAST.hidden_delta(d, W, zz, out=d)  # out overlaps an input that the product reads
     assert_close(d, expected, dtype)

@@ -10,8 +10,8 @@ import pytest
 from conftest import DTYPES, TOLERANCES, assert_close, fresh_ir, layouts
 
 import fastbp
-from fastbp import kernels, network, reference
-from fastbp.__main__ import seed_example, seed_weights
+from fastbp import kernels, reference
+from fastbp.datasets import seed_example, seed_weights
 
 SEED_COST = 0.05214963371099622
 SEED_GRADIENT = [
@@ -132,7 +132,7 @@ def test_chunked_forward_and_cost_equal_one_pass(monkeypatch, loss):
     X, y = rng.standard_normal((23, 3)), rng.random((23, 2))
     ref_J = reference.cost(net.weights, net.biases, X, y, net.activations, loss, 0.1)
     ref_y = reference.forward(net.weights, net.biases, X, net.activations)
-    monkeypatch.setattr(network, "CHUNK_ROWS", 5)
+    monkeypatch.setattr(fastbp.objective, "CHUNK_ROWS", 5)
     assert net.cost(X, y) == pytest.approx(ref_J, rel=1e-12)
     assert_close(net.forward(X), ref_y)
 
@@ -159,13 +159,14 @@ def test_gradient_check_detects_a_wrong_gradient(monkeypatch):
     X, y = seed_example()
     net = fastbp.Network([2, 3, 1], seed=0)
     assert fastbp.gradient_check(net, X, y) < 1e-8
-    original = net._flat_cost_and_gradient
+    engine = type(net.objective(X, y))
+    original = engine.cost_and_gradient
 
     def broken(*args, **kwargs):
         J, g = original(*args, **kwargs)
         return J, g * 1.01
 
-    monkeypatch.setattr(net, "_flat_cost_and_gradient", broken)
+    monkeypatch.setattr(engine, "cost_and_gradient", broken)
     assert fastbp.gradient_check(net, X, y) > 1e-3
 
 
@@ -175,10 +176,14 @@ def test_objective_follows_the_parameters(dtype, backend):
     # what BFGS calls per iteration: bound once, then called as the parameters move
     rng = np.random.default_rng(3)
     net = fastbp.Network([4, 5, 3, 2], l2=0.1, dtype=dtype, backend=backend, seed=2)
-    X, y = net._check_Xy(rng.standard_normal((7, 4)), rng.random((7, 2)))
-    objective = net._objective(X, y, 0.5)
+    objective = net.objective(rng.standard_normal((7, 4)), rng.random((7, 2)), 0.5)
+    X, y = objective.X, objective.y
     for _ in range(3):
-        J, grad = objective()
+        assert objective.cost() == pytest.approx(
+            reference.cost(net.weights, net.biases, X, y, net.activations, net.loss, 0.0) * 0.5
+            + 0.05 * sum(np.sum(W.astype(float) ** 2) for W in net.weights),
+            rel=TOLERANCES[np.dtype(dtype)]["rtol"])
+        J, grad = objective.cost_and_gradient()
         J_ref, gW_ref, gb_ref = reference.cost_and_gradients(
             net.weights, net.biases, X, y, net.activations, net.loss, net.l2, 0.5)
         assert isinstance(J, float)
@@ -193,31 +198,32 @@ def test_objective_is_immune_to_later_changes_of_its_inputs():
     # arrays afterwards must not reach it
     rng = np.random.default_rng(4)
     net = fastbp.Network([3, 4, 2], seed=1)
-    X, y = net._check_Xy(rng.standard_normal((5, 3)), rng.random((5, 2)))
-    J0, g0 = net._flat_cost_and_gradient(X, y)
+    X, y = rng.standard_normal((5, 3)), rng.random((5, 2))
+    J0, g0 = net.objective(X, y).cost_and_gradient()
     expected = (J0, g0.copy())
-    objective = net._objective(X, y)
+    objective = net.objective(X, y)
+    objective.cost_and_gradient()  # the second call runs the bound pass
     with warnings.catch_warnings():
         # NumPy 2.5 deprecates setting .shape in place, but callers still can
         warnings.simplefilter("ignore", DeprecationWarning)
         X.shape, y.shape = (15,), (10,)
-        J, grad = objective()
+        J, grad = objective.cost_and_gradient()
         grad.shape = (1, grad.size)
-    J, grad = objective()
+    J, grad = objective.cost_and_gradient()
     assert J == expected[0]
     np.testing.assert_array_equal(grad.ravel(), expected[1])
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="inspects compiled code")
-@pytest.mark.parametrize("code", list(kernels.ACTIVATIONS))
+@pytest.mark.parametrize("name", kernels.ELEMENTWISE)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fused_pass_loops_vectorise(dtype, code):
+def test_fused_pass_loops_vectorise(dtype, name):
     # loops over blocks of the flat workspace: indexing a view from 0 spares them
     # Numba's negative-index handling, which kept them scalar at 2-7x the time
-    fused, code = kernels._network, kernels.ACTIVATIONS[code]
-    work, params = np.zeros(64, dtype), np.zeros(8, dtype)
+    acts, code = kernels._activations, kernels.ACTIVATIONS[name].code
+    work, bias = np.zeros(64, dtype), np.zeros(8, dtype)
     vector = rf"<\d+ x {'float' if dtype is np.float32 else 'double'}>"
-    for func, args in [(fused._add_bias_and_activate, (work, 0, params, 0, 4, 8)),
-                       (fused._backprop_into_activations, (work, 32, 0, 32))]:
+    for func, args in [(acts.add_bias_and_activate, (work[:32].reshape(4, 8), bias)),
+                       (acts.backprop_through, (work[:32], work[32:]))]:
         ir = fresh_ir(func, *args, literal=code, own_body=True)
         assert re.search(vector, ir), func.py_func.__name__

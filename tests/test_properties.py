@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp import reference, registry
+from fastbp import implementations, reference
 
 ACTIVATIONS = ["sigmoid", "tanh", "relu", "identity"]
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -45,12 +45,13 @@ def test_whole_gradient_equals_reference(case):
 
 
 @SETTINGS
-@given(st.sampled_from(sorted(registry.KERNEL_INPUTS)), st.integers(1, 40), st.integers(1, 20),
+@given(st.sampled_from(sorted(implementations.KERNEL_INPUTS)), st.integers(1, 40),
+       st.integers(1, 20),
        st.integers(1, 20), st.sampled_from([np.float32, np.float64]), st.integers(0, 1000))
 def test_kernels_equal_reference(name, n, m, k, dtype, seed):
-    args = registry.kernel_inputs(name, n, m, k, dtype=dtype, seed=seed)
-    expected = registry.kernel("numpy-reference", name)(*args)
-    assert_close(registry.kernel("fastbp", name)(*args), expected, dtype)
+    args = implementations.kernel_inputs(name, n, m, k, dtype=dtype, seed=seed)
+    expected = implementations.kernel("numpy-reference", name)(*args)
+    assert_close(implementations.kernel("fastbp", name)(*args), expected, dtype)
 
 
 @SETTINGS

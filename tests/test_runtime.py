@@ -74,13 +74,15 @@ rng = np.random.default_rng(0)
 counts = []
 for sizes, n in [((2, 3, 1), 3), ((64, 96, 10), 300)]:
     net = fastbp.Network(sizes, seed=1)
-    X, y = net._check_Xy(rng.random((n, sizes[0])), rng.random((n, sizes[-1])))
+    X, y = rng.random((n, sizes[0])), rng.random((n, sizes[-1]))
+    objective = net.objective(X, y)
     def calls():
-        net._flat_cost_and_gradient(X, y)
+        objective.cost_and_gradient()
         net.cost_and_gradients(X, y)
         net.predict(X)
         net.cost(X, y)
         net.fit(X, y, epochs=1, batch_size=16)
+        net.fit(X, y, method="adam", epochs=1, batch_size=16)
     calls()  # compile
     before = rtsys.get_allocation_stats()
     for _ in range(10):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.__main__ import seed_example
+from fastbp.datasets import seed_example
 
 
 def _sine(n=200, seed=0):
@@ -47,15 +47,20 @@ def test_sgd_learns_xor_with_cross_entropy():
     assert ((proba > 0.5) == (y > 0.5)).all()
 
 
-@pytest.mark.parametrize("method", ["sgd", "gd"])
-@pytest.mark.parametrize("momentum", [0.0, 0.8])
-def test_numba_and_numpy_backends_agree(method, momentum):
+@pytest.mark.parametrize("method, options", [
+    ("sgd", dict(batch_size=10, learning_rate=0.01, seed=11)),
+    ("sgd", dict(batch_size=10, learning_rate=0.01, momentum=0.8, seed=11)),
+    ("gd", dict(learning_rate=0.01)),
+    ("gd", dict(learning_rate=0.01, momentum=0.8)),
+    ("adam", dict(batch_size=10, learning_rate=0.01, seed=11)),
+    ("adam", dict(batch_size=16, learning_rate=0.003, betas=(0.8, 0.99), eps=1e-6, seed=1)),
+])
+def test_numba_and_numpy_backends_agree(method, options):
     X, y = _sine(97)
     nets = [fastbp.Network([1, 7, 5, 1], activation="tanh", output_activation="identity",
                            l2=0.01, seed=5, backend=b) for b in ("numba", "numpy")]
     for net in nets:
-        net.fit(X, y, method=method, epochs=20, batch_size=10, learning_rate=0.01,
-                momentum=momentum, seed=11)
+        net.fit(X, y, method=method, epochs=20, **options)
     a, b = (n.get_params() for n in nets)
     assert np.linalg.norm(a - b) <= 1e-10 * np.linalg.norm(b)
     np.testing.assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=1e-10)
@@ -132,7 +137,7 @@ def test_tol_stops_when_progress_stalls():
 def test_bfgs_fits_the_seed_example(method):
     X, y = seed_example()
     net = fastbp.Network([2, 3, 1], bias=False, seed=0)
-    from fastbp.__main__ import seed_weights
+    from fastbp.datasets import seed_weights
 
     net.weights = seed_weights()
     net.fit(X, y, method=method, max_iter=500)
@@ -174,7 +179,7 @@ def test_score_is_accuracy_for_one_hot_classification():
     net = fastbp.Network([2, 2], loss="cross_entropy", seed=0)
     expected = np.mean(net.predict_proba(X).argmax(1) == labels)
     assert net.score(X, y) == expected
-    with pytest.raises(ValueError, match="sigmoid output"):
+    with pytest.raises(ValueError, match="sigmoid or softmax output"):
         fastbp.Network([2, 2], output_activation="identity").predict_proba(X)
 
 
@@ -187,9 +192,9 @@ def test_score_is_accuracy_for_one_hot_classification():
 def test_targets_the_output_activation_cannot_reach_are_refused(activation, bad, good):
     X = np.array([[0.0], [1.0]])
     net = fastbp.Network([1, 3, 1], output_activation=activation, seed=0)
-    for method in ("sgd", "bfgs"):
+    for method, options in (("sgd", {"epochs": 1}), ("bfgs", {"max_iter": 1})):
         with pytest.raises(ValueError, match=f"output activation '{activation}'.*identity"):
-            net.fit(X, np.array(bad)[:, None], method=method, epochs=1, max_iter=1)
+            net.fit(X, np.array(bad)[:, None], method=method, **options)
     net.fit(X, np.array(good)[:, None], epochs=1)
     fastbp.Network([1, 3, 1], output_activation="identity").fit(X, np.array(bad)[:, None],
                                                                 epochs=1)
@@ -245,8 +250,9 @@ def test_loss_curve_is_gathered_from_the_steps_without_another_pass(backend, los
     X, y = _unit_sine(40)
     net = fastbp.Network([1, 5, 1], loss=loss, l2=0.01, seed=0, backend=backend)
     before = net.cost(X, y)
-    for name in ("_cost", "_forward"):  # what a full-data evaluation would call
-        monkeypatch.setattr(fastbp.Network, name, lambda *a, **k: pytest.fail("extra pass"))
+    for engine in fastbp.objective.ENGINES.values():  # what a full-data evaluation calls
+        for name in ("cost", "forward"):
+            monkeypatch.setattr(engine, name, lambda *a, **k: pytest.fail("extra pass"))
     net.fit(X, y, method="gd", epochs=2, learning_rate=0.1)
     monkeypatch.undo()
     # full batch: the first epoch's loss is the cost at the weights it stepped from

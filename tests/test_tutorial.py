@@ -5,7 +5,7 @@ import pytest
 from test_network import SEED_COST, SEED_GRADIENT
 
 from fastbp import tutorial
-from fastbp.__main__ import seed_example
+from fastbp.datasets import seed_example
 
 
 def _tutorial_network(Lambda=0):

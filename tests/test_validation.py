@@ -140,7 +140,11 @@ def test_read_only_inputs_work(net, data):
     ({"seed": -1}, ValueError, "seed must be non-negative"),
     ({"seed": 1.5}, TypeError, "seed must be None"),
     ({"loss": "cross_entropy", "output_activation": "identity"}, ValueError,
-     "needs output_activation='sigmoid'"),
+     r"needs output_activation in \['sigmoid', 'softmax'\]"),
+    ({"loss": "mse", "output_activation": "softmax"}, ValueError,
+     r"loss='mse' needs output_activation in \['identity', 'relu', 'sigmoid', 'tanh'\]"),
+    ({"activation": "softmax", "loss": "cross_entropy"}, ValueError,
+     "activation must be one of"),
 ])
 def test_bad_network_arguments(kwargs, exc, match):
     kwargs = {"layer_sizes": [3, 4, 2], **kwargs}
@@ -149,7 +153,14 @@ def test_bad_network_arguments(kwargs, exc, match):
 
 
 @pytest.mark.parametrize("kwargs,exc,match", [
-    ({"method": "adam"}, ValueError, "method must be one of"),
+    ({"method": "newton"}, ValueError, "method must be one of"),
+    ({"method": "bfgs", "learning_rate": 0.1}, TypeError,
+     r"fit\(method='bfgs'\) takes no option 'learning_rate'"),
+    ({"epoch": 3}, TypeError, r"fit\(method='sgd'\) takes no option 'epoch'"),
+    ({"method": "adam", "betas": 0.9}, TypeError, "betas must be a pair"),
+    ({"method": "adam", "betas": (0.9, 1.0)}, ValueError, r"betas\[1\] must be"),
+    ({"method": "adam", "eps": 0.0}, ValueError, "eps must be"),
+    ({"method": "adam", "momentum": 0.9}, TypeError, "takes no option 'momentum'"),
     ({"learning_rate": 0.0}, ValueError, "learning_rate must be"),
     ({"learning_rate": -0.1}, ValueError, "learning_rate must be"),
     ({"learning_rate": np.inf}, ValueError,
@@ -161,7 +172,7 @@ def test_bad_network_arguments(kwargs, exc, match):
     ({"batch_size": None}, TypeError, "batch_size must be a positive integer"),
     ({"momentum": 1.0}, ValueError, r"momentum must be a finite number in \[0.0, 1.0\)"),
     ({"momentum": -0.5}, ValueError, "momentum must be"),
-    ({"max_iter": 0}, ValueError, "max_iter must be"),
+    ({"method": "lbfgs", "max_iter": 0}, ValueError, "max_iter must be"),
     ({"tol": -1.0}, ValueError, r"tol must be a finite number in \[0.0, inf\)"),
     ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
     ({"seed": "a"}, TypeError, "seed must be None"),
@@ -247,7 +258,7 @@ def _kernel_input_cases():
 def test_fast_input_path_agrees_with_the_full_checks(monkeypatch, case, ndim):
     """The shortcut for inputs that need no conversion gives what the full checks
     give: the same objects, or a copy or error wherever the full checks make one."""
-    from fastbp import _validation
+    from fastbp.kernels import _validation
 
     inputs = dict(zip("ab", _kernel_input_cases()[case]))
 

@@ -6,7 +6,7 @@ the callable and calls it once before handing it out, which compiles the Numba
 specialisation for exactly the dtype and memory layout that is then timed; asv
 re-runs ``setup`` before every sample, so the memoisation keeps that cheap.
 
-The implementations come from :mod:`fastbp.registry`, the same registry the
+The implementations come from :mod:`fastbp.implementations`, the same registry the
 equivalence tests use; optional peers (PyTorch, scikit-learn) live in
 :mod:`.peers` and are listed only where they are importable.
 """
@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 import fastbp
-from fastbp.registry import IMPLEMENTATIONS, NETWORK_BACKENDS, kernel_inputs
+from fastbp.datasets import seed_example, seed_weights
+from fastbp.implementations import IMPLEMENTATIONS, NETWORK_BACKENDS, kernel_inputs
 
 from . import peers
 from .plain import PlainNetwork
@@ -64,18 +65,10 @@ def kernel_call(impl, name, shape, dtype):
 # -- W1: the seed network ----------------------------------------------------------
 
 
-def seed_data(dtype):
-    """The seed example: sleep and study hours -> test score, normalised."""
-    X = np.array([[3, 5], [5, 1], [10, 2]], dtype=dtype)
-    y = np.array([[75], [82], [93]], dtype=dtype)
-    return X / X.max(axis=0), y / 100
-
-
 def seed_network(impl, dtype):
     """Network([2, 3, 1], bias=False) with the seed's legacy-generator weights."""
     net = fastbp.Network([2, 3, 1], bias=False, dtype=dtype, backend=NETWORK_BACKENDS[impl])
-    legacy = np.random.RandomState(0)
-    net.weights = [legacy.standard_normal((2, 3)), legacy.standard_normal((3, 1))]
+    net.weights = seed_weights()
     return net
 
 
@@ -88,12 +81,12 @@ def _plain(net):
 def w1_call(impl, dtype, flat=False):
     """``cost_and_gradients``, or with ``flat`` the call BFGS makes per iteration
     (inputs validated once, one flat gradient)."""
-    X, y = seed_data(dtype)
+    X, y = seed_example(dtype)
     if impl == PLAIN:
         return functools.partial(_plain(seed_network(FASTBP, dtype)).cost_and_gradients, X, y)
     net = seed_network(impl, dtype)
     if flat:
-        return net._objective(*net._check_Xy(X, y))
+        return net.objective(X, y).cost_and_gradient
     return functools.partial(net.cost_and_gradients, X, y)
 
 

@@ -1,4 +1,4 @@
-"""One registry of implementations, shared by the equivalence tests and the asv suite.
+"""The implementations that the equivalence tests and the asv suite both run.
 
 ``IMPLEMENTATIONS`` maps a display name to the module holding the kernel functions
 (both modules export the same names with the same signatures); ``NETWORK_BACKENDS``
@@ -38,6 +38,7 @@ KERNEL_INPUTS = {
         _normal(rng, (n, k), dt),
     ),
     "bias_gradient": lambda rng, n, m, k, dt: (_normal(rng, (n, m), dt),),
+    "softmax": lambda rng, n, m, k, dt: (_normal(rng, (n, m), dt, 4.0),),
 }
 
 

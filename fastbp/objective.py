@@ -1,0 +1,216 @@
+"""The objective layer: a network's cost on one data set, as its optimizers see it.
+
+An :class:`Objective` is made by :meth:`fastbp.Network.objective` for validated
+``X`` (n, n0) and ``y`` (n, nL). It holds the data, the loss scaling and the L2
+term, and answers :meth:`~Objective.cost`, :meth:`~Objective.cost_and_gradient`
+(what a full-batch optimizer calls per iteration) and :meth:`~Objective.epoch`
+(one pass of mini-batch steps by an optimizer of :mod:`fastbp.optimizers`).
+
+Each gradient engine is one subclass, listed in :data:`ENGINES` under the name
+``Network(backend=...)`` takes: the compiled kernels and the NumPy reference.
+``Network``, the trainers, the tutorial, the demo and the benchmarks talk to
+this interface only; a new engine (threads, a cluster) is one more subclass.
+"""
+
+import numpy as np
+
+from . import reference
+from .kernels import _network as fused
+from .kernels._jit import specialisation
+
+#: Rows per chunk for forward passes and costs (bounds workspace memory).
+CHUNK_ROWS = 4096
+
+
+class Objective:
+    """``J(params) = data_scale * loss(X, y) + (l2 / 2) * sum(W**2)`` of ``net``.
+
+    The parameters are the network's own: :meth:`cost_and_gradient` with
+    ``params`` first copies them in, as an optimizer that keeps its own vector
+    needs. Mean-type losses (mse, cross-entropy) are means over the rows; the L2
+    term is never scaled.
+    """
+
+    def __init__(self, net, X, y, data_scale=1.0):
+        self.net = net
+        self.X, self.y = X, y
+        self.data_scale = float(data_scale)
+
+    @property
+    def n_rows(self):
+        return self.X.shape[0]
+
+    def cost(self):
+        """``J`` at the current parameters, as a float."""
+        raise NotImplementedError
+
+    def cost_and_gradient(self, params=None, out=None):
+        """``(J, grad)`` with ``grad`` flat like ``net.get_params()``, written into
+        ``out`` (by default a buffer of this objective, rewritten by the next call).
+
+        Returns
+        -------
+        J : float
+        grad : ndarray (n_params,) of the network's dtype
+        """
+        raise NotImplementedError
+
+    def epoch(self, optimizer, order, batch_size):
+        """One pass over the rows in ``order`` (int64), stepping the parameters by
+        ``optimizer`` on each batch of ``batch_size`` rows (the gradient of the
+        batch's mean cost; ``data_scale`` is not used).
+
+        Returns
+        -------
+        float
+            The epoch's loss in :meth:`cost`'s units, gathered from the batches as
+            they were visited (each at the parameters it stepped from).
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def forward(net, X):
+        """``yhat`` (n, nL) for validated ``X`` (n, n0)."""
+        raise NotImplementedError
+
+    def _set(self, params):
+        if params is not None:
+            self.net._params[...] = params
+
+    def _gradient_buffer(self, out):
+        if out is not None:
+            return out
+        if getattr(self, "_grad", None) is None:
+            self._grad = np.empty_like(self.net._params)
+        return self._grad
+
+    def _l2_term(self):
+        net = self.net
+        if not net.l2:
+            return 0.0
+        return 0.5 * net.l2 * sum(np.sum(W * W, dtype=np.float64) for W in net.weights)
+
+
+class CompiledObjective(Objective):
+    """The fused Numba passes of :mod:`fastbp.kernels`."""
+
+    def __init__(self, net, X, y, data_scale=1.0):
+        super().__init__(net, X, y, data_scale)
+        self._bound = None
+        self._batch = None  # the epoch's gathered batch: (X rows, y rows), flat
+
+    def cost(self):
+        net, n = self.net, self.n_rows
+        mean = net._head.mean
+        total = 0.0
+        for start, stop, work in _chunks(net, n):
+            J = fused.cost_only(net._params, net._layout, self.X[start:stop],
+                                self.y[start:stop], work, 0.0)
+            # mean-type costs are means over the chunk: weight them by its share
+            total += J * (stop - start) / n if mean else J
+        return float(self.data_scale * total + self._l2_term())
+
+    def cost_and_gradient(self, params=None, out=None):
+        if params is not None:
+            self.net._params[...] = params
+        if out is None and self._bound is not None:  # the optimizers' call: kept lean
+            kernel, args = self._bound
+            return float(kernel(*args)), self._grad
+        net = self.net
+        grad = self._gradient_buffer(out)
+        args = (net._params, net._layout, self.X, self.y, _workspace(net, self.n_rows), grad,
+                net.l2, self.data_scale)
+        J = float(fused.cost_and_gradient(*args))
+        if out is None:
+            self._bind(args)
+        return J, grad
+
+    def _bind(self, args):
+        """Call the compiled pass for exactly these arguments' types from now on,
+        skipping Numba's per-call dispatch (what an optimizer's tiny calls feel).
+        Every bound array is a fresh view that no other code holds, so no later
+        change to ``X``, ``y`` or a returned gradient can change those types."""
+        args = tuple(a.view() if isinstance(a, np.ndarray) else a for a in args)
+        self._bound = (specialisation(fused.cost_and_gradient, args), args)
+
+    def epoch(self, optimizer, order, batch_size):
+        net = self.net
+        if self._batch is None or self._batch[0].size < batch_size * net.layer_sizes[0]:
+            self._batch = (np.empty(batch_size * net.layer_sizes[0], net.dtype),
+                           np.empty(batch_size * net.layer_sizes[-1], net.dtype))
+        return float(fused.minibatch_epoch(
+            net._params, net._layout, self.X, self.y, order, batch_size, optimizer.rule,
+            optimizer.hyper(), optimizer.state(), net.l2, not net._head.mean,
+            _workspace(net, batch_size), self._gradient_buffer(None), *self._batch))
+
+    @staticmethod
+    def forward(net, X):
+        yhat = np.empty((X.shape[0], net.layer_sizes[-1]), net.dtype)
+        for start, stop, work in _chunks(net, X.shape[0]):
+            off = fused.forward_pass(net._params, net._layout, X[start:stop], work)
+            yhat[start:stop] = work[off : off + yhat[start:stop].size].reshape(stop - start, -1)
+        return yhat
+
+
+class ReferenceObjective(Objective):
+    """:mod:`fastbp.reference` in NumPy: the oracle of the equivalence tests."""
+
+    def cost(self):
+        net = self.net
+        J = reference.cost(net.weights, net.biases, self.X, self.y, net.activations, net.loss,
+                           0.0)
+        return float(self.data_scale * J + self._l2_term())
+
+    def cost_and_gradient(self, params=None, out=None):
+        self._set(params)
+        return self._gradient(self.X, self.y, self.data_scale, self._gradient_buffer(out))
+
+    def _gradient(self, X, y, data_scale, grad):
+        net = self.net
+        J, gW, gb = reference.cost_and_gradients(
+            net.weights, net.biases, X, y, net.activations, net.loss, net.l2, data_scale)
+        for l, (vW, vb) in enumerate(net._views(grad)):
+            vW[...] = gW[l]
+            if vb is not None:
+                vb[...] = gb[l]
+        return J, grad
+
+    def epoch(self, optimizer, order, batch_size):
+        net, n = self.net, self.n_rows
+        per_example = not net._head.mean
+        grad = self._gradient_buffer(None)
+        loss = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            m = idx.size
+            l2_cost = self._l2_term()
+            J, grad = self._gradient(self.X[idx], self.y[idx], 1.0 / m if per_example else 1.0,
+                                     grad)
+            loss += (J - l2_cost) * m if per_example else (J - l2_cost) * m / n
+            loss += l2_cost * m / n
+            optimizer.step(net._params, grad)
+        return loss
+
+    @staticmethod
+    def forward(net, X):
+        return reference.forward(net.weights, net.biases, X, net.activations)
+
+
+#: ``Network(backend=...)`` name -> its gradient engine.
+ENGINES = {"numba": CompiledObjective, "numpy": ReferenceObjective}
+
+
+def _workspace(net, n):
+    """The network's flat scratch buffer for passes over ``n`` rows, grown on demand."""
+    if net._work.size < n * net._work_per_row:
+        net._work = np.empty(n * net._work_per_row, net.dtype)
+    return net._work
+
+
+def _chunks(net, n):
+    """Row ranges of at most ``CHUNK_ROWS`` with a workspace for each: bounds the
+    memory of forward passes and costs over large data sets."""
+    step = min(n, CHUNK_ROWS)
+    work = _workspace(net, step)
+    for start in range(0, n, step):
+        yield start, min(start + step, n), work

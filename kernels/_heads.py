@@ -1,0 +1,81 @@
+"""Output heads: the data cost of a batch and ``delta[L] = dJ/dz[L]``, per head code
+of :data:`._tables.HEADS` (a loss with the output activations it is defined for).
+
+A head sees the output activations ``a`` and pre-activations ``z`` (flat,
+``n`` rows of ``m``) and the targets ``y``; it returns the data cost times
+``data_scale`` and, when asked, overwrites ``a`` by ``data_scale * dJ/dz``.
+Adding a head: its row in the table, one branch here, its twin in
+:func:`fastbp.reference.head_cost_and_delta`.
+"""
+
+import numpy as np
+
+from ._activations import prime_from_output
+from ._exp import exp_nonpositive
+from ._jit import kernel
+from ._tables import HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
+
+
+@kernel
+def _squared_error(a, y, code, n, data_scale, with_delta, mean):
+    """Half the summed squared error (``mean``: the mean over rows of the full
+    squared error); delta ``(a - y) f'(z)`` scaled alike."""
+    one = a.dtype.type(1.0)
+    scale = data_scale * (2.0 / n if mean else 1.0)
+    cost = 0.0
+    for i in range(y.size):
+        r = a[i] - y[i]
+        cost += r * r
+        if with_delta:
+            a[i] = r * scale * prime_from_output(a[i], code, one)
+    return cost * (data_scale / n if mean else 0.5 * data_scale)
+
+
+@kernel
+def _sigmoid_cross_entropy(a, z, y, n, data_scale, with_delta):
+    """Mean over rows of the summed binary cross-entropy of ``sigmoid(z)``:
+    ``softplus(z) - y z`` per entry, finite at any finite ``z``; delta ``s(z) - y``."""
+    scale = data_scale / n
+    cost = 0.0
+    for i in range(y.size):
+        zi = z[i]
+        cost += max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi
+        if with_delta:
+            a[i] = (a[i] - y[i]) * scale
+    return cost * scale
+
+
+@kernel
+def _softmax_cross_entropy(a, z, y, n, m, data_scale, with_delta):
+    """Mean over rows of ``-sum_j y_j log softmax(z)_j = sum_j y_j (lse(z) - z_j)``,
+    the log-sum-exp taken around the row's maximum (finite at any finite ``z``);
+    delta ``softmax(z) - y``."""
+    scale = data_scale / n
+    cost = 0.0
+    for r in range(n):
+        zr, yr, ar = z[r * m : (r + 1) * m], y[r * m : (r + 1) * m], a[r * m : (r + 1) * m]
+        top = zr[0]
+        for j in range(1, m):
+            top = max(top, zr[j])
+        total = 0.0
+        for j in range(m):
+            total += exp_nonpositive(zr[j] - top)
+        lse = top + np.log(total)
+        for j in range(m):
+            cost += yr[j] * (lse - zr[j])
+            if with_delta:
+                ar[j] = (ar[j] - yr[j]) * scale
+    return cost * scale
+
+
+@kernel
+def cost_and_delta(a, z, y, head, code, n, data_scale, with_delta):
+    """The scaled data cost of head ``head`` (float64); with ``with_delta`` the
+    scaled ``dJ/dz[L]`` replaces ``a``. ``code``: the output activation."""
+    if head == HALF_SSE or head == MSE:
+        return _squared_error(a, y, code, n, data_scale, with_delta, head == MSE)
+    if head == SIGMOID_CROSS_ENTROPY:
+        return _sigmoid_cross_entropy(a, z, y, n, data_scale, with_delta)
+    if head == SOFTMAX_CROSS_ENTROPY:
+        return _softmax_cross_entropy(a, z, y, n, y.size // n, data_scale, with_delta)
+    raise ValueError("unknown output head code (see kernels/_tables.py HEADS)")

@@ -1,0 +1,65 @@
+"""Compiled optimizer updates, one per rule of :data:`._tables.UPDATE_RULES`.
+
+Each takes the flat parameters, the gradient of the batch's cost, the rule's
+hyperparameters ``hyper`` (float64) and its state ``state`` (rows of the
+parameters' shape and dtype), and steps the parameters in place. Plain SGD has
+no update here: the fused pass takes that step inside its BLAS calls. The NumPy
+twins live in :mod:`fastbp.optimizers`.
+"""
+
+import numpy as np
+
+from ._jit import kernel
+from ._tables import ADAM_RULE, MOMENTUM_RULE, SGD_RULE
+
+
+@kernel
+def _sgd(params, grad, hyper):
+    """``hyper = [learning_rate]``: ``p -= lr g``."""
+    lr = params.dtype.type(hyper[0])
+    for i in range(params.size):
+        params[i] -= lr * grad[i]
+
+
+@kernel
+def _momentum(params, grad, hyper, state):
+    """Classical momentum, ``hyper = [learning_rate, momentum]``, ``state[0]`` the
+    velocity: ``v = mu v - lr g``, ``p += v``."""
+    lr, mu = params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
+    v = state[0]
+    for i in range(params.size):
+        v[i] = mu * v[i] - lr * grad[i]
+        params[i] += v[i]
+
+
+@kernel
+def _adam(params, grad, hyper, state):
+    """Adam as ``torch.optim.Adam`` steps it (no weight decay), ``hyper = [lr, beta1,
+    beta2, eps, t]`` with ``t`` the steps taken so far (advanced here), ``state``
+    the first and second moments."""
+    hyper[4] += 1.0
+    lr, beta1, beta2, eps, t = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+    dt = params.dtype.type
+    step_size = dt(lr / (1.0 - beta1**t))
+    root_correction = dt(np.sqrt(1.0 - beta2**t))
+    keep1, keep2, eps_ = dt(1.0 - beta1), dt(1.0 - beta2), dt(eps)
+    b2 = dt(beta2)
+    m, v = state[0], state[1]
+    for i in range(params.size):
+        g = grad[i]
+        m[i] += keep1 * (g - m[i])  # torch's lerp
+        v[i] = b2 * v[i] + keep2 * g * g
+        params[i] -= step_size * m[i] / (np.sqrt(v[i]) / root_correction + eps_)
+
+
+@kernel
+def apply_update(rule, params, grad, hyper, state):
+    """Step ``params`` by rule ``rule`` from the gradient ``grad``."""
+    if rule == SGD_RULE:
+        _sgd(params, grad, hyper)
+    elif rule == MOMENTUM_RULE:
+        _momentum(params, grad, hyper, state)
+    elif rule == ADAM_RULE:
+        _adam(params, grad, hyper, state)
+    else:
+        raise ValueError("unknown update rule code (see kernels/_tables.py UPDATE_RULES)")
