@@ -94,7 +94,8 @@ def load(path):
             raise ValueError("activations must be a non-empty list")
         net = Network(
             header["layer_sizes"],
-            activation=activations[0],
+            # without hidden layers the one activation is the output's (softmax, say)
+            activation=activations[0] if len(activations) > 1 else "identity",
             output_activation=activations[-1],
             bias=header["bias"],
             loss=header["loss"],

@@ -14,14 +14,17 @@ import numpy as np
 from .kernels import _validation as v
 from .optimizers import OPTIMIZERS
 
-_MINIBATCH = {"epochs": 10, "batch_size": 32, "shuffle": True, "seed": None, "tol": None}
+_MINIBATCH = {"epochs": 10, "batch_size": 32, "shuffle": True, "seed": None, "tol": None,
+              "n_iter_no_change": 1, "validation_data": None, "validation_fraction": None,
+              "restore_best": False, "resume": False}
 _QUASI_NEWTON = {"max_iter": 200, "tol": None}
 #: ``fit`` method -> the options it takes, with their defaults (besides ``verbose``
 #: and ``callback``, which every method takes). The optimizer's own options
 #: (learning rate, momentum, betas, ...) come from its class.
 METHOD_OPTIONS = {
     "sgd": {**_MINIBATCH, **OPTIMIZERS["sgd"].defaults},
-    "gd": {"epochs": 10, "tol": None, **OPTIMIZERS["gd"].defaults},
+    "gd": {"epochs": 10, "tol": None, "n_iter_no_change": 1, "resume": False,
+           **OPTIMIZERS["gd"].defaults},
     "adam": {**_MINIBATCH, **OPTIMIZERS["adam"].defaults},
     "bfgs": _QUASI_NEWTON,
     "lbfgs": _QUASI_NEWTON,
@@ -58,7 +61,7 @@ def _options(method, options):
         raise TypeError(f"fit(method={method!r}) takes no option {', '.join(map(repr, unknown))}; "
                         f"it takes {sorted(allowed) + ['callback', 'verbose']}")
     opts = {**allowed, "verbose": False, "callback": None, **options}
-    for name in ("epochs", "batch_size", "max_iter"):
+    for name in ("epochs", "batch_size", "max_iter", "n_iter_no_change"):
         if name in allowed:
             opts[name] = v.positive_int(opts[name], name)
     if opts["tol"] is not None:
@@ -67,21 +70,75 @@ def _options(method, options):
         raise TypeError(f"shuffle must be True or False; got {opts['shuffle']!r}")
     if opts["callback"] is not None and not callable(opts["callback"]):
         raise TypeError(f"callback must be callable; got {opts['callback']!r}")
+    for name in ("restore_best", "resume"):
+        if name in allowed and not isinstance(opts[name], (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False; got {opts[name]!r}")
+    if opts.get("validation_fraction") is not None:
+        if opts.get("validation_data") is not None:
+            raise ValueError("give validation_data or validation_fraction, not both")
+        opts["validation_fraction"] = v.real_number(
+            opts["validation_fraction"], "validation_fraction", low=0.0, high=1.0,
+            low_open=True, high_open=True)
+    data = opts.get("validation_data")
+    if data is not None and (isinstance(data, (str, bytes)) or not hasattr(data, "__len__")
+                             or len(data) != 2):
+        raise TypeError(f"validation_data must be a pair (X_val, y_val); got {type(data).__name__}")
+    if opts.get("restore_best") and data is None and opts.get("validation_fraction") is None:
+        raise ValueError("restore_best=True needs validation_data or validation_fraction")
     return opts
+
+
+def _validation_split(net, X, y, opts, rng):
+    """``(X, y, validation objective or None)``: the rows ``validation_fraction`` sets
+    aside (drawn by ``rng``), or ``validation_data``, validated like the training data."""
+    if opts.get("validation_data") is not None:
+        return X, y, net.objective(*opts["validation_data"])
+    if opts.get("validation_fraction") is None:
+        return X, y, None
+    X, y = net._check_Xy(X, y)
+    n = X.shape[0]
+    n_val = int(np.ceil(opts["validation_fraction"] * n))
+    if not 0 < n_val < n:
+        raise ValueError(f"validation_fraction={opts['validation_fraction']} of {n} rows leaves "
+                         "no row to train on or none to validate on")
+    rows = rng.permutation(n)
+    val, train = np.sort(rows[:n_val]), np.sort(rows[n_val:])
+    return X[train], y[train], net.objective(X[val], y[val])
 
 
 def fit(net, X, y, method="sgd", **options):
     """Train ``net`` in place; see :meth:`fastbp.Network.fit`."""
     opts = _options(method, options)
-    objective = net.objective(X, y)
-    _check_targets_reachable(net, objective.y)
-    optimizer = None
+    optimizer = validation = None
     if method in OPTIMIZERS:
         cls = OPTIMIZERS[method]
         optimizer = cls(**{k: opts[k] for k in cls.defaults})
-        rng = v.generator(opts.get("seed"))
-    net.loss_curve_ = []
-    net.n_iter_ = 0
+        previous = getattr(net, "optimizer_", None)
+        resume = opts["resume"] and previous is not None
+        if resume and (type(previous) is not cls or previous.options != optimizer.options):
+            raise ValueError(f"resume=True continues the previous fit's optimizer "
+                             f"({type(previous).__name__}, {previous.options}); got "
+                             f"method={method!r} with {optimizer.options}")
+        # the shuffling generator and row order go on too, unless a seed restarts them
+        if resume and opts.get("seed") is None:
+            rng, order = net._shuffle_state
+        else:
+            rng, order = v.generator(opts.get("seed")), None
+        X, y, validation = _validation_split(net, X, y, opts, rng)
+    objective = net.objective(X, y)
+    _check_targets_reachable(net, objective.y)
+    if optimizer is not None:
+        if resume:
+            optimizer = previous
+        else:
+            optimizer.start(net._params)
+        if order is None or order.size != objective.n_rows:
+            order = np.arange(objective.n_rows, dtype=np.int64)
+        net.optimizer_, net._shuffle_state = optimizer, (rng, order)
+    if optimizer is None or not resume:
+        net.loss_curve_ = []
+        net.n_iter_ = 0
+        net.validation_scores_ = []
     net.converged_ = None
     quasi_newton = optimizer is None
     progress = _Progress(opts["verbose"], opts["max_iter"] if quasi_newton else opts["epochs"],
@@ -96,8 +153,11 @@ def fit(net, X, y, method="sgd", **options):
             batch_size, shuffle = opts.get("batch_size"), opts.get("shuffle", False)
             if method == "gd":
                 batch_size = objective.n_rows
-            _fit_minibatch(net, objective, optimizer, opts["epochs"], batch_size, shuffle, rng,
-                           opts["tol"], progress, opts["callback"])
+            _fit_minibatch(net, objective, optimizer, opts["epochs"], batch_size, shuffle,
+                           rng, order,
+                           opts["tol"], opts["n_iter_no_change"], validation,
+                           opts.get("restore_best", False), progress, opts["callback"])
+    net.best_loss_ = min(net.loss_curve_, default=None)
     return net
 
 
@@ -109,13 +169,16 @@ def _record(net, loss, step, progress, callback):
     return bool(callback(net, step, loss)) if callback is not None else False
 
 
-def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, tol, progress,
-                   callback):
+def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, order, tol,
+                   patience, validation, restore_best, progress, callback):
+    """Epochs of ``optimizer`` steps. With ``tol``, stop once ``patience`` epochs in a
+    row improve on the best so far by less than ``tol``: the training loss (lower
+    is better), or with ``validation`` its ``score`` (higher is better)."""
     n = objective.n_rows
     batch_size = min(batch_size, n)
-    order = np.arange(n, dtype=np.int64)
-    optimizer.start(net._params)
-    for epoch in range(1, epochs + 1):
+    best, stale, best_params = None, 0, None
+    first = net.n_iter_ + 1
+    for epoch in range(first, first + epochs):
         last_finite = net._params.copy()
         if shuffle:
             rng.shuffle(order)
@@ -128,17 +191,37 @@ def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, 
                 f"the loss became {loss} in epoch {epoch}; the weights were reset to "
                 "the end of the previous epoch (try a smaller learning_rate)"
             )
-        previous = net.loss_curve_[-1] if net.loss_curve_ else None
+        if validation is not None:
+            net.validation_scores_.append(_score(net, validation))
+            merit = net.validation_scores_[-1]
+        else:
+            merit = -loss
+        if best is None or merit >= best + (tol or 0.0):
+            best, stale = merit, 0
+            if restore_best:
+                best_params = net.get_params()
+        else:
+            stale += 1
         if _record(net, loss, epoch, progress, callback):
-            return
-        if tol is not None and previous is not None and previous - loss < tol:
+            break
+        if tol is not None and stale >= patience:
             net.converged_ = True
-            return
-    if tol is not None:
-        net.converged_ = False
-        warnings.warn(
-            f"training stopped after epochs={epochs} with the loss still falling by tol={tol} "
-            "or more per epoch; raise epochs to go on", ConvergenceWarning, stacklevel=4)
+            break
+    else:
+        if tol is not None:
+            net.converged_ = False
+            warnings.warn(
+                f"training stopped after epochs={epochs} with the "
+                f"{'validation score' if validation is not None else 'loss'} still improving "
+                f"by tol={tol} or more within n_iter_no_change={patience} epochs; raise epochs "
+                "to go on", ConvergenceWarning, stacklevel=4)
+    if best_params is not None:
+        net.set_params(best_params)
+
+
+def _score(net, validation):
+    """``net.score`` of the validation objective's (already validated) data."""
+    return net.score(validation.X, validation.y)
 
 
 def _fit_bfgs(net, objective, method, max_iter, tol, progress, callback):

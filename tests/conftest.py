@@ -74,3 +74,20 @@ def fresh_ir(func, *args, literal=None, own_body=False):
                             re.S | re.M)
     assert bodies, f"no body of {name} in the IR"
     return "\n".join(bodies)
+
+
+#: Every kind of network the tables allow, as ``(hidden activation, output
+#: activation, loss)``: each output head with each element-wise hidden activation.
+NETWORK_KINDS = [(hidden, h.outputs[0] if h.outputs else hidden, h.loss)
+                 for h in kernels.HEADS for hidden in kernels.ELEMENTWISE]
+
+
+def random_targets(rng, n, m, output_activation, loss):
+    """Targets (n, m) float64 of the kind the output head takes: any real in [0, 1)
+    for most, rows of probabilities (soft, or one-hot on even seeds) for softmax."""
+    if kernels._tables.head(output_activation, loss).targets != "distribution":
+        return rng.random((n, m))
+    if rng.integers(2):
+        return np.eye(m)[rng.integers(0, m, n)]
+    p = rng.random((n, m)) + 0.01
+    return p / p.sum(axis=1, keepdims=True)

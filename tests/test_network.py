@@ -7,7 +7,15 @@ import warnings
 import numba
 import numpy as np
 import pytest
-from conftest import DTYPES, TOLERANCES, assert_close, fresh_ir, layouts
+from conftest import (
+    DTYPES,
+    NETWORK_KINDS,
+    TOLERANCES,
+    assert_close,
+    fresh_ir,
+    layouts,
+    random_targets,
+)
 
 import fastbp
 from fastbp import kernels, reference
@@ -20,32 +28,29 @@ SEED_GRADIENT = [
     -0.10131066916812509, -0.08408981854360008, -0.06564024831117586,
 ]
 
-CASES = list(itertools.product(
-    ["sigmoid", "tanh", "relu", "identity"], ["half_sse", "mse", "cross_entropy"],
-    [True, False], [0.0, 0.25], DTYPES,
-))
+CASES = [(*kind, bias, l2, dtype) for kind, bias, l2, dtype
+         in itertools.product(NETWORK_KINDS, [True, False], [0.0, 0.25], DTYPES)]
 
 
-def _case_network(activation, loss, bias, l2, dtype, case):
+def _case_network(activation, out_act, loss, bias, l2, dtype, case):
     """A network of depth 1 to 4 with odd layer sizes, varying with ``case``."""
     rng = np.random.default_rng(case)
     depth = 1 + case % 4
     sizes = [int(s) for s in rng.integers(1, 12, size=depth + 1)]
-    out_act = "sigmoid" if loss == "cross_entropy" else activation
     net = fastbp.Network(sizes, activation=activation, output_activation=out_act, bias=bias,
                          loss=loss, l2=l2, dtype=dtype, seed=case)
     if bias:
         net.biases = [0.1 * rng.standard_normal(b.shape) for b in net.biases]
     n = int(rng.integers(1, 40))
     X = rng.standard_normal((n, sizes[0]))
-    y = rng.random((n, sizes[-1]))
+    y = random_targets(rng, n, sizes[-1], out_act, loss)
     return net, X, y
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_whole_gradient_matches_reference(case):
-    activation, loss, bias, l2, dtype = CASES[case]
-    net, X, y = _case_network(activation, loss, bias, l2, dtype, case)
+    activation, out_act, loss, bias, l2, dtype = CASES[case]
+    net, X, y = _case_network(activation, out_act, loss, bias, l2, dtype, case)
     Xd, yd = X.astype(dtype), y.astype(dtype)
     J_ref, gW_ref, gb_ref = reference.cost_and_gradients(
         net.weights, net.biases, Xd, yd, net.activations, loss, l2)
@@ -66,8 +71,8 @@ def test_whole_gradient_matches_reference(case):
 
 @pytest.mark.parametrize("case", range(0, len(CASES), 7))
 def test_numpy_backend_equals_numba_backend(case):
-    activation, loss, bias, l2, dtype = CASES[case]
-    net, X, y = _case_network(activation, loss, bias, l2, dtype, case)
+    activation, out_act, loss, bias, l2, dtype = CASES[case]
+    net, X, y = _case_network(activation, out_act, loss, bias, l2, dtype, case)
     twin = fastbp.Network(net.layer_sizes, activation=activation,
                           output_activation=net.activations[-1], bias=bias, loss=loss, l2=l2,
                           dtype=dtype, backend="numpy")

@@ -1,14 +1,13 @@
 """Property-based checks over random depths, sizes, dtypes, activations and batches."""
 
 import numpy as np
-from conftest import TOLERANCES, assert_close
+from conftest import NETWORK_KINDS, TOLERANCES, assert_close, random_targets
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
 from fastbp import implementations, reference
 
-ACTIVATIONS = ["sigmoid", "tanh", "relu", "identity"]
 SETTINGS = settings(max_examples=40, deadline=None)
 
 
@@ -16,9 +15,7 @@ SETTINGS = settings(max_examples=40, deadline=None)
 def networks(draw):
     depth = draw(st.integers(1, 4))
     sizes = draw(st.lists(st.integers(1, 9), min_size=depth + 1, max_size=depth + 1))
-    loss = draw(st.sampled_from(["half_sse", "mse", "cross_entropy"]))
-    activation = draw(st.sampled_from(ACTIVATIONS))
-    out = "sigmoid" if loss == "cross_entropy" else draw(st.sampled_from(ACTIVATIONS))
+    activation, out, loss = draw(st.sampled_from(NETWORK_KINDS))
     net = fastbp.Network(
         sizes, activation=activation, output_activation=out, loss=loss,
         bias=draw(st.booleans()), l2=draw(st.sampled_from([0.0, 0.1])),
@@ -27,7 +24,7 @@ def networks(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n = draw(st.integers(1, 50))
     X = rng.standard_normal((n, sizes[0])).astype(net.dtype)
-    y = rng.random((n, sizes[-1])).astype(net.dtype)
+    y = random_targets(rng, n, sizes[-1], out, loss).astype(net.dtype)
     return net, X, y
 
 

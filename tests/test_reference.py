@@ -4,13 +4,12 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import NETWORK_KINDS, random_targets
 
 from fastbp import reference
 
-CASES = list(itertools.product(
-    ["sigmoid", "tanh", "relu", "identity"], ["half_sse", "mse", "cross_entropy"],
-    [True, False], [0.0, 0.3],
-))
+CASES = [(*kind, bias, l2) for kind, bias, l2
+         in itertools.product(NETWORK_KINDS, [True, False], [0.0, 0.3])]
 
 
 def _random_network(rng, sizes, bias):
@@ -22,13 +21,13 @@ def _random_network(rng, sizes, bias):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_reference_gradient_matches_central_differences(case, seed):
-    activation, loss, bias, l2 = CASES[case]
+    activation, output, loss, bias, l2 = CASES[case]
     rng = np.random.default_rng([case, seed])
-    sizes = [3, 5, 4, 2]
-    acts = [activation, activation, "sigmoid" if loss == "cross_entropy" else activation]
+    sizes = [3, 5, 4, 3]
+    acts = [activation, activation, output]
     weights, biases = _random_network(rng, sizes, bias)
     X = rng.standard_normal((6, sizes[0]))
-    y = rng.random((6, sizes[-1]))
+    y = random_targets(rng, 6, sizes[-1], output, loss)
     _, gW, gb = reference.cost_and_gradients(weights, biases, X, y, acts, loss, l2)
     params = weights + (biases or [])
     analytic = np.concatenate([g.ravel() for g in gW + (gb or [])])

@@ -146,20 +146,26 @@ def record(key, *arrays):
     digests[key] = hashlib.sha256(flat.tobytes()).hexdigest()
 for dtype in (np.float32, np.float64):
     for act, out, loss in (("sigmoid", "sigmoid", "half_sse"), ("tanh", "identity", "mse"),
-                           ("relu", "sigmoid", "cross_entropy")):
+                           ("relu", "sigmoid", "cross_entropy"),
+                           ("relu", "softmax", "cross_entropy")):
         def net(sizes=(64, 96, 10)):
             return fastbp.Network(sizes, activation=act, output_activation=out, loss=loss,
                                   dtype=dtype, seed=1)
-        key = f"{np.dtype(dtype).name}-{act}"
-        J, gW, gb = net().cost_and_gradients(X, y)
+        key = f"{np.dtype(dtype).name}-{act}-{out}"
+        Y = y / y.sum(axis=1, keepdims=True) if out == "softmax" else y
+        J, gW, gb = net().cost_and_gradients(X, Y)
         record(key + "-gradient", [J], *gW, *gb)
         record(key + "-predict", net().predict(X))
         for method, sizes, options in (
-                ("sgd", (64, 96, 10), dict(epochs=2, batch_size=16, momentum=0.9)),
+                ("sgd", (64, 96, 10), dict(epochs=2, batch_size=16, momentum=0.9, seed=2)),
+                ("adam", (64, 96, 10), dict(epochs=2, batch_size=16, seed=2)),
                 ("gd", (64, 96, 10), dict(epochs=3)),
                 ("bfgs", (16, 32, 4), dict(max_iter=5))):
-            trained = net(sizes).fit(X[:, :sizes[0]], y[:, :sizes[-1]], method=method,
-                                     learning_rate=0.01, seed=2, **options)
+            Yk = Y[:, :sizes[-1]] / Y[:, :sizes[-1]].sum(1, keepdims=True) if out == "softmax" \
+                else Y[:, :sizes[-1]]
+            if method != "bfgs":
+                options["learning_rate"] = 0.01
+            trained = net(sizes).fit(X[:, :sizes[0]], Yk, method=method, **options)
             record(f"{key}-fit-{method}", trained.get_params(), trained.loss_curve_)
 print(json.dumps(digests))
 """

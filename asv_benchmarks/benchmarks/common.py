@@ -46,7 +46,8 @@ W3_EXAMPLES = 4096
 W4_SIZES = (32, 64, 64, 1)
 W4_EXAMPLES = 100000
 W4_BATCH_SIZES = [16, 64]
-W4_ACTIVATIONS = ["sigmoid", "tanh", "relu"]
+#: Every element-wise activation of fastbp's table but identity (a linear network).
+W4_ACTIVATIONS = [a for a in fastbp.kernels.ELEMENTWISE if a != "identity"]
 W4_LEARNING_RATE = 0.01
 
 

@@ -1,0 +1,546 @@
+"""scikit-learn estimators trained by fastbp: :class:`MLPClassifier` and :class:`MLPRegressor`.
+
+They take the parameters of ``sklearn.neural_network``'s estimators of the same
+names (where fastbp has the feature), start from the same initial weights for
+the same ``random_state``, and step with the same update rules, so the fitted
+models are close to scikit-learn's; the class docstrings list where they differ.
+This is the only fastbp module that imports scikit-learn.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import reference
+from .kernels import _validation as v
+from .network import Network
+from .training import ConvergenceWarning as FastbpConvergenceWarning
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+#: scikit-learn's activation names -> fastbp's
+ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "identity": "identity"}
+#: fastbp's output activations -> scikit-learn's ``out_activation_`` names
+OUT_ACTIVATIONS = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+SOLVERS = ("sgd", "adam", "lbfgs")
+#: rows per block of a prediction: bounds the memory of the hidden activations
+PREDICT_ROWS = 4096
+
+_COMMON_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units of each hidden layer; ``()`` for none.
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Hidden-layer activation (``"logistic"`` is fastbp's ``"sigmoid"``).
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+    alpha : float, default=1e-4
+        L2 penalty as scikit-learn scales it: ``0.5 * alpha * sum(W**2) / m`` added
+        to the mean loss of a batch of ``m`` rows (all rows for lbfgs). fastbp's
+        ``l2`` is not divided by the batch, so it is set to ``alpha / batch_size``
+        (``alpha / n_samples`` for lbfgs); the one difference is a last, smaller
+        batch of an epoch, which gets ``alpha / batch_size`` instead of ``alpha / m``.
+    batch_size : int or "auto", default="auto"
+        ``"auto"`` is ``min(200, n_samples)``; larger values are clipped, with a
+        warning. Not used by lbfgs.
+    learning_rate_init : float, default=1e-3
+        The constant step size of sgd and adam (there are no schedules:
+        scikit-learn's ``learning_rate="invscaling"``/``"adaptive"`` and
+        ``power_t`` are not offered).
+    max_iter : int, default=200
+        Epochs for sgd and adam, iterations for lbfgs.
+    shuffle : bool, default=True
+        Shuffle the rows each epoch (sgd, adam).
+    random_state : int, RandomState or None, default=None
+        Draws the initial weights exactly as scikit-learn's MLP does (Glorot
+        uniform), then the early-stopping split as it does, then the seed of
+        fastbp's shuffling generator; the shuffled order is not scikit-learn's.
+    tol : float, default=1e-4
+        sgd and adam stop once the training loss (or, with ``early_stopping``,
+        the validation score) has not improved by ``tol`` for more than
+        ``n_iter_no_change`` epochs in a row: scikit-learn's rule. lbfgs does not
+        use it: it runs with scipy's default tolerances (scikit-learn passes
+        ``gtol=tol``), so it may iterate longer.
+    verbose : bool, default=False
+        Print the loss (and validation score) after each epoch or iteration.
+    momentum : float, default=0.9
+        Classical momentum for sgd, in [0, 1). Nesterov's momentum (scikit-learn's
+        default ``nesterovs_momentum=True``) is not offered.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (stratified for a single
+        label column, as scikit-learn does), stop on the validation score
+        (:meth:`score`) and keep the weights of the best epoch. sgd and adam only.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's decay rates, in [0, 1).
+    epsilon : float, default=1e-8
+        Adam's epsilon. fastbp adds it to the bias-corrected root of the second
+        moment (as PyTorch does), scikit-learn to the uncorrected one: the same
+        step up to a term of the order of ``epsilon``.
+    n_iter_no_change : int or numpy.inf, default=10
+    dtype : numpy.float64 or numpy.float32, default=numpy.float64
+        The dtype of the network: inputs are cast to it, weights are kept in it.
+
+    Not offered: ``warm_start``, ``max_fun``, ``sample_weight``, sparse input.
+    Training a fitted estimator from two threads at once is not safe; predicting is.
+"""
+
+_COMMON_ATTRIBUTES = """
+    Attributes
+    ----------
+    coefs_ : list of ndarray (n_in, n_out)
+        Weight matrix of each layer. Predictions read these (and
+        ``intercepts_``), so assigning to them changes the model.
+    intercepts_ : list of ndarray (n_out,)
+    loss_ : float
+        The last loss (of the final lbfgs iterate for lbfgs).
+    loss_curve_ : list of float
+        The loss of each epoch, gathered from its batches, or of each lbfgs
+        iterate (scikit-learn has none for lbfgs): mean data loss plus the L2 term.
+    best_loss_ : float or None
+        The smallest of ``loss_curve_``; None with early stopping, as in
+        scikit-learn (see ``best_validation_score_``).
+    validation_scores_ : list of float or None
+        The validation score after each epoch with early stopping, else None.
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs (sgd, adam; summed over ``partial_fit`` calls) or lbfgs iterations.
+    n_layers_ : int
+        Layers including the input and the output layer.
+    n_outputs_ : int
+    out_activation_ : str
+        ``"logistic"``, ``"softmax"`` or ``"identity"``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when fitted on a DataFrame with string column names.
+"""
+
+
+class _BaseMLP(BaseEstimator):
+    """A fastbp :class:`fastbp.Network` behind scikit-learn's MLP interface.
+
+    Subclasses set ``_loss`` (fastbp's loss) and ``_loss_scale``: fastbp's loss
+    divided by scikit-learn's, which rescales ``alpha``, the sgd step and Adam's
+    epsilon so that the steps are scikit-learn's.
+    """
+
+    _loss = None
+    _loss_scale = 1.0
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, momentum=0.9,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, dtype=np.float64):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.momentum = momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
+
+    # -- parameters -------------------------------------------------------------
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, numbers.Integral) else sizes
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise ValueError("hidden_layer_sizes must be an int or a sequence of ints; got "
+                             f"{self.hidden_layer_sizes!r}") from None
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+                   for s in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive ints; got {sizes!r}")
+        return [int(s) for s in sizes]
+
+    def _check_params(self):
+        """Validate the hyperparameters (at fit time, as scikit-learn does)."""
+        self._hidden_sizes()
+        _choice(self.activation, "activation", ACTIVATIONS)
+        _choice(self.solver, "solver", SOLVERS)
+        _number(self.alpha, "alpha", 0.0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            _number(self.batch_size, "batch_size", 1, integral=True)
+        _number(self.learning_rate_init, "learning_rate_init", 0.0, low_open=True)
+        _number(self.max_iter, "max_iter", 1, integral=True)
+        _number(self.tol, "tol", 0.0)
+        _number(self.momentum, "momentum", 0.0, 1.0, high_open=True)
+        _number(self.validation_fraction, "validation_fraction", 0.0, 1.0, high_open=True)
+        _number(self.beta_1, "beta_1", 0.0, 1.0, high_open=True)
+        _number(self.beta_2, "beta_2", 0.0, 1.0, high_open=True)
+        _number(self.epsilon, "epsilon", 0.0, low_open=True)
+        if self.n_iter_no_change != np.inf:
+            _number(self.n_iter_no_change, "n_iter_no_change", 1, integral=True)
+        for name in ("shuffle", "early_stopping"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
+        try:
+            v.float_dtype(self.dtype)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    # -- fitting ----------------------------------------------------------------
+
+    def _fit(self, X, y, incremental):
+        self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not incremental or not hasattr(self, "_net")
+        X, Y = self._validate_input(X, y, incremental, reset=first)
+        rs = check_random_state(self.random_state)
+        if first:
+            self._initialize(X.shape[1], Y.shape[1], rs)
+        elif Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} output columns; this model was fitted "
+                             f"with {self.n_outputs_}")
+        else:  # the coefficients may have been assigned to since the last call
+            self._net.weights, self._net.biases = self.coefs_, self.intercepts_
+        try:
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, Y)
+            else:
+                self._fit_stochastic(X, Y, rs, incremental, resume=not first)
+        except FloatingPointError as exc:
+            raise ValueError(f"Solver produced non-finite parameter weights ({exc}). The "
+                             "input data may contain large values and need to be "
+                             "preprocessed.") from exc
+        net = self._net
+        self.coefs_ = [W.copy() for W in net.weights]
+        self.intercepts_ = [b.copy() for b in net.biases]
+        return self
+
+    def _initialize(self, n_features, n_outputs, rs):
+        """A fresh network with scikit-learn's initial weights, and empty records."""
+        sizes = [n_features, *self._hidden_sizes(), n_outputs]
+        out = self._output_activation()
+        self._activations = (ACTIVATIONS[self.activation],) * (len(sizes) - 2) + (out,)
+        self._net = Network(sizes, activation=ACTIVATIONS[self.activation],
+                            output_activation=out, loss=self._loss, dtype=self.dtype, seed=0)
+        # Glorot uniform, drawn as sklearn.neural_network draws it (float64, then cast)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        weights, biases = [], []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            bound = np.sqrt(factor / (n_in + n_out))
+            weights.append(rs.uniform(-bound, bound, (n_in, n_out)))
+            biases.append(rs.uniform(-bound, bound, n_out))
+        self._net.weights, self._net.biases = weights, biases
+        self.n_outputs_ = n_outputs
+        self.n_layers_ = len(sizes)
+        self.out_activation_ = OUT_ACTIVATIONS[out]
+        self.n_iter_ = 0
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        stopping_on_score = self.early_stopping and self.solver != "lbfgs"
+        self.best_loss_ = None if stopping_on_score else np.inf
+        self.validation_scores_ = [] if stopping_on_score else None
+        self.best_validation_score_ = -np.inf if stopping_on_score else None
+
+    def _fit_stochastic(self, X, Y, rs, incremental, resume):
+        net, scale = self._net, self._loss_scale
+        validation = None
+        if self.early_stopping:
+            # the split scikit-learn makes: stratified for one label column only
+            stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
+            X, X_val, Y, Y_val = train_test_split(X, Y, random_state=rs, stratify=stratify,
+                                                  test_size=self.validation_fraction)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            validation = (X_val, Y_val)
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped", stacklevel=4)
+            batch_size = min(int(self.batch_size), n)
+        net.l2 = scale * self.alpha / batch_size
+        if self.solver == "sgd":
+            # fastbp's gradient is `scale` times scikit-learn's: shrink the step to match
+            options = dict(learning_rate=self.learning_rate_init / scale,
+                           momentum=float(self.momentum))
+        else:  # Adam's step does not scale with the gradient; its epsilon does
+            options = dict(learning_rate=self.learning_rate_init,
+                           betas=(float(self.beta_1), float(self.beta_2)),
+                           eps=self.epsilon * scale)
+        if validation is not None:
+            options.update(validation_data=validation, restore_best=True)
+        if resume:
+            options["resume"] = True  # the optimizer's state and the shuffling stream go on
+        else:
+            options["seed"] = int(rs.randint(np.iinfo(np.int32).max))
+        stopped = []
+
+        def callback(net, epoch, loss):
+            # scikit-learn's _update_no_improvement_count, then its stopping test
+            loss /= scale
+            self._report(epoch, loss)
+            if validation is not None:
+                score = net.validation_scores_[-1]
+                if self.verbose:
+                    print(f"Validation score: {score:f}", flush=True)
+                better = not score < self.best_validation_score_ + self.tol
+                self.best_validation_score_ = max(self.best_validation_score_, score)
+            else:
+                better = not loss > self.best_loss_ - self.tol
+                self.best_loss_ = min(self.best_loss_, loss)
+            self._no_improvement_count = 0 if better else self._no_improvement_count + 1
+            if not incremental and self._no_improvement_count > self.n_iter_no_change:
+                stopped.append(epoch)
+                return True
+            return False
+
+        net.fit(X, Y, method=self.solver, epochs=1 if incremental else self.max_iter,
+                batch_size=batch_size, shuffle=bool(self.shuffle), callback=callback, **options)
+        self.loss_curve_ = [loss / scale for loss in net.loss_curve_]
+        self.loss_ = self.loss_curve_[-1]
+        self.n_iter_ = net.n_iter_
+        if validation is not None:
+            self.validation_scores_ = list(net.validation_scores_)
+        if not incremental and not stopped:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=4)
+
+    def _fit_lbfgs(self, X, Y):
+        net, scale = self._net, self._loss_scale
+        net.l2 = scale * self.alpha / X.shape[0]
+
+        def callback(net, iteration, loss):
+            self._report(iteration, loss / scale)
+
+        # fastbp's own warning is replaced by scikit-learn's, raised on any failure
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FastbpConvergenceWarning)
+            net.fit(X, Y, method="lbfgs", max_iter=self.max_iter, callback=callback)
+        result = net.optimization_result_
+        self.loss_curve_ = [loss / scale for loss in net.loss_curve_]
+        self.loss_ = float(result.fun) / scale
+        self.best_loss_ = min(self.loss_curve_, default=self.loss_)
+        self.n_iter_ = net.n_iter_
+        if not net.converged_:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
+                          f"(status={result.status}): {result.message}. Increase the number "
+                          "of iterations (max_iter) or scale the data.", ConvergenceWarning,
+                          stacklevel=4)
+
+    def _report(self, iteration, loss):
+        if self.verbose:
+            print(f"Iteration {iteration}, loss = {loss:.8f}", flush=True)
+
+    # -- prediction -------------------------------------------------------------
+
+    def _forward(self, X):
+        """The network's output (n, n_outputs_) for ``X`` (n, n_features_in_).
+
+        NumPy's forward pass over ``coefs_``: it keeps no scratch buffers (so
+        threads can share a fitted estimator) and is as fast as the compiled one,
+        both being matrix products.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=v.float_dtype(self.dtype), reset=False)
+        out = np.empty((X.shape[0], self.n_outputs_), self.coefs_[-1].dtype)
+        for start in range(0, X.shape[0], PREDICT_ROWS):
+            rows = slice(start, start + PREDICT_ROWS)
+            out[rows] = reference.forward(self.coefs_, self.intercepts_, X[rows],
+                                          self._activations)
+        return out
+
+    def _check_solver(self):
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for the stochastic solvers "
+                                 f"sgd and adam; solver={self.solver!r}")
+        return True
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = """Multi-layer perceptron classifier trained by fastbp; the cross-entropy
+    loss, as ``sklearn.neural_network.MLPClassifier``.
+
+    Labels may be of any type: two classes get one sigmoid output, more classes a
+    softmax output over one-hot targets, and a 0/1 indicator matrix (multi-label)
+    one sigmoid output per label; the loss is the mean cross-entropy.
+""" + _COMMON_DOC + _COMMON_ATTRIBUTES + """    classes_ : ndarray (n_classes,)
+        The class labels (the label columns for multi-label targets).
+"""
+
+    _loss = "cross_entropy"
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=v.float_dtype(self.dtype),
+                             reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if not incremental or not hasattr(self, "classes_"):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            unknown = np.setdiff1d(unique_labels(y), self.classes_, assume_unique=True)
+            if len(unknown):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {unique_labels(y)}.")
+        return X, self._label_binarizer.transform(y).astype(X.dtype)
+
+    def fit(self, X, y):
+        """Train on ``X`` (n, n_features), labels ``y`` (n,) or a 0/1 indicator
+        matrix (n, n_labels), from fresh weights.
+
+        Returns
+        -------
+        MLPClassifier
+            ``self``, fitted.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over ``X`` (n, n_features), ``y`` (n,), continuing the
+        optimizer's state; ``classes`` (all the labels) is needed on the first call.
+
+        Returns
+        -------
+        MLPClassifier
+            ``self``.
+        """
+        if not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            target = np.asarray(y)
+            if type_of_target(target).startswith("multilabel"):
+                self._label_binarizer = LabelBinarizer().fit(target)
+            else:
+                self._label_binarizer = LabelBinarizer().fit(classes)
+            self.classes_ = self._label_binarizer.classes_
+        elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Labels for ``X`` (n, n_features): (n,), or (n, n_labels) for multi-label."""
+        p = self._forward(X)
+        return self._label_binarizer.inverse_transform(p.ravel() if p.shape[1] == 1 else p)
+
+    def predict_proba(self, X):
+        """Probabilities (n, n_classes) in the order of ``classes_`` (rows sum to 1
+        except for multi-label targets, where each column is one label's)."""
+        p = self._forward(X)
+        return np.hstack([1 - p, p]) if p.shape[1] == 1 else p
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))`` (n, n_classes); ``-inf`` where a probability is 0."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = """Multi-layer perceptron regressor trained by fastbp: an identity output
+    layer and the squared error, as ``sklearn.neural_network.MLPRegressor``.
+
+    The loss is half the squared error summed over the outputs, averaged over the
+    rows, plus the L2 term: what scikit-learn's gradient minimises. (Its reported
+    loss averages over the outputs too; the two agree for one output.) fastbp
+    minimises ``loss="mse"``, twice that, and this estimator halves its learning
+    rate for sgd, doubles ``alpha`` and Adam's ``epsilon`` to take the same steps,
+    and reports ``loss_curve_`` in the units above.
+""" + _COMMON_DOC + _COMMON_ATTRIBUTES
+
+    _loss = "mse"
+    _loss_scale = 2.0
+
+    def _output_activation(self):
+        return "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=v.float_dtype(self.dtype), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+
+    def fit(self, X, y):
+        """Train on ``X`` (n, n_features), targets ``y`` (n,) or (n, n_outputs),
+        from fresh weights.
+
+        Returns
+        -------
+        MLPRegressor
+            ``self``, fitted.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y):
+        """One epoch over ``X`` (n, n_features), ``y``, continuing the optimizer's state.
+
+        Returns
+        -------
+        MLPRegressor
+            ``self``.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predictions for ``X`` (n, n_features): (n,) for one output, else (n, n_outputs)."""
+        p = self._forward(X)
+        return p.ravel() if p.shape[1] == 1 else p
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+def _choice(value, name, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}; got {value!r}")
+
+
+def _number(value, name, low=None, high=None, *, low_open=False, high_open=False,
+            integral=False):
+    """Raise ValueError unless ``value`` is a real number (an int when ``integral``)
+    in the given range."""
+    kind = numbers.Integral if integral else numbers.Real
+    if not isinstance(value, kind) or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be {'an int' if integral else 'a real number'}; "
+                         f"got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high or value != value:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name} must be in {lo}{low}, {high if high is not None else 'inf'}"
+                         f"{hi}; got {value!r}")

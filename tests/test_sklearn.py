@@ -1,0 +1,261 @@
+"""fastbp.sklearn: scikit-learn's estimator checks, labels of every kind, and the
+same training as sklearn.neural_network's MLPs from the same settings."""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn import neural_network  # noqa: E402
+from sklearn.datasets import load_digits, make_classification, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import (  # noqa: E402
+    GridSearchCV,
+    cross_val_score,
+    train_test_split,
+)
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# Stopping at max_iter warns, as it should; the checks train on tiny data sets.
+no_convergence_warning = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@no_convergence_warning
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def _blobs(n=120, n_classes=3, seed=0):
+    X, y = make_classification(n_samples=n, n_features=5, n_informative=4, n_redundant=0,
+                               n_classes=n_classes, n_clusters_per_class=1, class_sep=2.0,
+                               random_state=seed)
+    return X, y
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("labels", [
+    np.array(["cat", "dog"]),
+    np.array(["a", "b", "c"]),
+    np.array([False, True]),
+    np.array([-3, 7, 11, 40]),
+])
+def test_labels_of_any_type(labels):
+    X, codes = _blobs(n_classes=len(labels))
+    y = labels[codes]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, np.sort(labels))
+    assert clf.out_activation_ == ("logistic" if len(labels) == 2 else "softmax")
+    assert clf.n_outputs_ == (1 if len(labels) == 2 else len(labels))
+    pred = clf.predict(X)
+    assert pred.dtype == y.dtype and set(pred) <= set(labels)
+    assert clf.score(X, y) > 0.9
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), len(labels))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], pred)
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(proba))
+
+
+@no_convergence_warning
+def test_multilabel_indicator_targets_get_one_sigmoid_per_label():
+    X, codes = _blobs(n=150, n_classes=3)
+    Y = np.stack([codes == 0, codes != 1, codes == 2], axis=1).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(X, Y)
+    assert clf.out_activation_ == "logistic" and clf.n_outputs_ == 3
+    pred = clf.predict(X)
+    assert pred.shape == Y.shape and set(np.unique(pred)) <= {0, 1}
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and ((proba >= 0) & (proba <= 1)).all()
+    np.testing.assert_array_equal(pred, (proba > 0.5).astype(int))
+    assert clf.score(X, Y) > 0.9  # every label of a row right
+
+
+def test_dataframe_input_keeps_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, y = _blobs()
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    with pytest.warns(ConvergenceWarning):
+        reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+        reg.fit(frame, pd.Series(y.astype(float)))
+    np.testing.assert_array_equal(reg.feature_names_in_, frame.columns)
+    assert reg.n_features_in_ == X.shape[1]
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        from_array = reg.predict(X)
+    np.testing.assert_array_equal(reg.predict(frame), from_array)
+    with pytest.raises(ValueError, match="feature names"):
+        reg.predict(frame.rename(columns={"f0": "other"}))
+
+
+@no_convergence_warning
+def test_pipeline_grid_search_and_cross_validation():
+    X, y = _blobs(n=90)
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=50, random_state=0))
+    search = GridSearchCV(pipe, {"mlpclassifier__hidden_layer_sizes": [(4,), (8,)],
+                                 "mlpclassifier__alpha": [1e-4, 1e-2]}, cv=3)
+    search.fit(X, y)
+    assert set(search.best_params_) == {"mlpclassifier__hidden_layer_sizes",
+                                        "mlpclassifier__alpha"}
+    scores = cross_val_score(MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs",
+                                          max_iter=100, random_state=0),
+                             X, X @ np.arange(1.0, 6.0), cv=3)
+    assert scores.shape == (3,) and (scores > 0.9).all()
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_partial_fit_equals_fit_over_the_same_epochs(Estimator, shuffle):
+    X, y = _blobs(n=100)
+    params = dict(hidden_layer_sizes=(7, 5), solver="sgd", batch_size=30, shuffle=shuffle,
+                  random_state=3, learning_rate_init=0.05, n_iter_no_change=100)
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        whole = Estimator(max_iter=6, **params).fit(X, y)
+    step = Estimator(**params)
+    for _ in range(6):
+        # a fitted estimator also survives pickling between the epochs
+        step = pickle.loads(pickle.dumps(step.partial_fit(X, y, classes=np.unique(y))
+                                         if Estimator is MLPClassifier else
+                                         step.partial_fit(X, y)))
+    assert step.n_iter_ == whole.n_iter_ == 6
+    np.testing.assert_allclose(step.loss_curve_, whole.loss_curve_, rtol=1e-12)
+    for a, b in zip(step.coefs_ + step.intercepts_, whole.coefs_ + whole.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(step.predict(X), whole.predict(X))
+
+
+def test_partial_fit_api():
+    X, y = _blobs()
+    with pytest.raises(ValueError, match="classes must be passed"):
+        MLPClassifier(solver="sgd").partial_fit(X, y)
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPRegressor(early_stopping=True).partial_fit(X, y)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
+    assert hasattr(MLPRegressor(solver="adam"), "partial_fit")
+    clf = MLPClassifier(hidden_layer_sizes=(4,)).partial_fit(X, y, classes=[0, 1, 2, 9])
+    assert clf.predict_proba(X).shape == (len(X), 4)  # classes not seen yet count too
+    with pytest.raises(ValueError, match="not in `self.classes_`"):
+        clf.partial_fit(X, y + 20)
+
+
+def _sklearn_twin(ours, **extra):
+    """sklearn.neural_network's estimator with the same parameters."""
+    params = {k: val for k, val in ours.get_params().items() if k != "dtype"}
+    twin = getattr(neural_network, type(ours).__name__)
+    return twin(**params, nesterovs_momentum=False, **extra)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator, task", [
+    (MLPClassifier, "binary"), (MLPClassifier, "multiclass"), (MLPClassifier, "multilabel"),
+    (MLPRegressor, "one output"), (MLPRegressor, "two outputs"),
+])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_same_steps_as_sklearn(Estimator, task, solver):
+    """Same initial weights, batches (no shuffling; 120 rows in batches of 40 so
+    every batch gets sklearn's L2 scaling) and update rules as sklearn: the same
+    weights and losses after a few epochs, up to rounding (and, for Adam, where
+    epsilon sits)."""
+    X, codes = _blobs(n=120, n_classes=3)
+    y = {"binary": codes == 1, "multiclass": codes,
+         "multilabel": np.stack([codes == 0, codes != 2], axis=1).astype(int),
+         "one output": X @ np.arange(5.0), "two outputs": X[:, :2] * [1.0, -2.0]}[task]
+    ours = Estimator(hidden_layer_sizes=(6, 4), solver=solver, alpha=0.3, batch_size=40,
+                     learning_rate_init=0.01, max_iter=8, shuffle=False, random_state=1,
+                     activation="tanh")
+    ours.fit(X, y)
+    twin = _sklearn_twin(ours).fit(X, y)
+    rtol = 1e-9 if solver == "sgd" else 1e-5
+    losses = np.array(twin.loss_curve_)
+    if task == "two outputs":
+        losses *= 2  # sklearn's reported loss averages the data term over the outputs
+        rtol = 0.5  # ... but not the L2 term: only the trend is comparable
+    np.testing.assert_allclose(ours.loss_curve_, losses, rtol=rtol)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-5 if solver == "adam" else 1e-9, atol=1e-7)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_early_stopping_as_sklearn(Estimator):
+    """The same validation split, scores and stopping epoch as sklearn, and the
+    weights of the best epoch kept."""
+    X, codes = _blobs(n=200, n_classes=2, seed=4)
+    y = codes if Estimator is MLPClassifier else X @ np.arange(5.0) + 0.5 * codes
+    ours = Estimator(hidden_layer_sizes=(5,), solver="sgd", early_stopping=True,
+                     validation_fraction=0.2, batch_size=20, shuffle=False, max_iter=150,
+                     n_iter_no_change=4, tol=1e-3, learning_rate_init=0.02, random_state=0)
+    ours.fit(X, y)
+    twin = _sklearn_twin(ours).fit(X, y)
+    assert ours.n_iter_ == twin.n_iter_ < 150
+    assert len(ours.validation_scores_) == ours.n_iter_ and ours.best_loss_ is None
+    np.testing.assert_allclose(ours.validation_scores_, twin.validation_scores_, rtol=1e-8)
+    assert ours.best_validation_score_ == max(ours.validation_scores_)
+    np.testing.assert_allclose(ours.predict(X), twin.predict(X), rtol=1e-7, atol=1e-9)
+
+
+def test_lbfgs():
+    X, y = make_regression(n_samples=80, n_features=4, noise=1.0, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=500,
+                       random_state=0).fit(X, y / 100)
+    assert reg.score(X, y / 100) > 0.99
+    assert 1 <= reg.n_iter_ == len(reg.loss_curve_) <= 500
+    assert reg.best_loss_ == min(reg.loss_curve_) <= reg.loss_curve_[0]
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        MLPRegressor(solver="lbfgs", max_iter=2, random_state=0).fit(X, y / 100)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_digits_accuracy_matches_sklearn():
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    params = dict(hidden_layer_sizes=(64,), solver="adam", max_iter=50, random_state=0)
+    ours = MLPClassifier(**params).fit(X_train, y_train).score(X_test, y_test)
+    theirs = neural_network.MLPClassifier(**params).fit(X_train, y_train).score(X_test, y_test)
+    assert ours >= theirs - 0.01, (ours, theirs)
+
+
+@no_convergence_warning
+def test_float32():
+    X, y = make_regression(n_samples=60, n_features=3, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, dtype=np.float32,
+                       random_state=0).fit(X, y)
+    assert all(W.dtype == np.float32 for W in reg.coefs_ + reg.intercepts_)
+    assert reg.predict(X).dtype == np.float32
+    assert reg.predict(X).shape == (60,)
+
+
+@pytest.mark.parametrize("params", [
+    dict(hidden_layer_sizes=(3, 0)), dict(hidden_layer_sizes="big"), dict(activation="sigmoid"),
+    dict(solver="bfgs"), dict(alpha=-1.0), dict(batch_size=0), dict(batch_size="all"),
+    dict(learning_rate_init=0.0), dict(max_iter=2.5), dict(momentum=1.5), dict(beta_1=1.0),
+    dict(epsilon=0.0), dict(n_iter_no_change=0), dict(shuffle="yes"), dict(dtype=np.int64),
+])
+def test_invalid_parameters_are_refused_at_fit(params):
+    X, y = _blobs(n=20)
+    clf = MLPClassifier(**params)  # constructing never validates (sklearn's convention)
+    with pytest.raises(ValueError):
+        clf.fit(X, y)
+
+
+def test_assigned_coefficients_are_used():
+    X, y = _blobs(n=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, y)
+    reg.coefs_ = [np.zeros_like(W) for W in reg.coefs_]
+    np.testing.assert_allclose(reg.predict(X), reg.intercepts_[-1][0])
+
+
+def test_import_fastbp_does_not_import_sklearn():
+    code = "import sys, fastbp; assert 'sklearn' not in sys.modules, 'sklearn imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
