@@ -211,8 +211,9 @@ class Network:
         """
         X, y = self._check_Xy(X, y)
         J, grad = self._engine(self, X, y).cost_and_gradient(out=np.empty_like(self._params))
-        views = self._views(grad)
-        return J, [W for W, _ in views], [b for _, b in views] if self.bias else None
+        slices = self._slices
+        weight_grads = [grad[w0:w1].reshape(shape) for w0, w1, shape, _, _ in slices]
+        return J, weight_grads, [grad[b0:b1] for *_, b0, b1 in slices] if self.bias else None
 
     def gradients(self, X, y):
         """The gradient of the cost, as :meth:`cost_and_gradients` without ``J``.

@@ -31,6 +31,8 @@ class Objective:
     term is never scaled.
     """
 
+    _grad = None  # the default gradient buffer, made on first use
+
     def __init__(self, net, X, y, data_scale=1.0):
         self.net = net
         self.X, self.y = X, y
@@ -80,7 +82,7 @@ class Objective:
     def _gradient_buffer(self, out):
         if out is not None:
             return out
-        if getattr(self, "_grad", None) is None:
+        if self._grad is None:
             self._grad = np.empty_like(self.net._params)
         return self._grad
 
@@ -94,10 +96,8 @@ class Objective:
 class CompiledObjective(Objective):
     """The fused Numba passes of :mod:`fastbp.kernels`."""
 
-    def __init__(self, net, X, y, data_scale=1.0):
-        super().__init__(net, X, y, data_scale)
-        self._bound = None
-        self._batch = None  # the epoch's gathered batch: (X rows, y rows), flat
+    _batch = None  # the epoch's gathered batch: (X rows, y rows), flat
+    _bound = None  # (compiled pass, its arguments, the gradient buffer): see _bind
 
     def cost(self):
         net, n = self.net, self.n_rows
@@ -113,17 +113,21 @@ class CompiledObjective(Objective):
     def cost_and_gradient(self, params=None, out=None):
         if params is not None:
             self.net._params[...] = params
-        if out is None and self._bound is not None:  # the optimizers' call: kept lean
-            kernel, args = self._bound
-            return float(kernel(*args)), self._grad
-        net = self.net
-        grad = self._gradient_buffer(out)
-        args = (net._params, net._layout, self.X, self.y, _workspace(net, self.n_rows), grad,
-                net.l2, self.data_scale)
-        J = float(fused.cost_and_gradient(*args))
         if out is None:
-            self._bind(args)
-        return J, grad
+            bound = self._bound
+            if bound is not None:  # an optimizer's call: kept lean
+                return float(bound[0](*bound[1])), bound[2]
+            out = self._gradient_buffer(None)
+        net, X = self.net, self.X
+        work = net._work
+        if work.size < X.shape[0] * net._work_per_row:
+            work = _workspace(net, X.shape[0])
+        J = float(fused.cost_and_gradient(net._params, net._layout, X, self.y, work, out, net.l2,
+                                          self.data_scale))
+        if out is self._grad:
+            self._bind((net._params, net._layout, X, self.y, work, out, net.l2,
+                        self.data_scale))
+        return J, out
 
     def _bind(self, args):
         """Call the compiled pass for exactly these arguments' types from now on,
@@ -131,7 +135,7 @@ class CompiledObjective(Objective):
         Every bound array is a fresh view that no other code holds, so no later
         change to ``X``, ``y`` or a returned gradient can change those types."""
         args = tuple(a.view() if isinstance(a, np.ndarray) else a for a in args)
-        self._bound = (specialisation(fused.cost_and_gradient, args), args)
+        self._bound = (specialisation(fused.cost_and_gradient, args), args, self._grad)
 
     def epoch(self, optimizer, order, batch_size):
         net = self.net

@@ -288,7 +288,8 @@ class _BaseMLP(BaseEstimator):
                            betas=(float(self.beta_1), float(self.beta_2)),
                            eps=self.epsilon * scale)
         if validation is not None:
-            options.update(validation_data=validation, restore_best=True)
+            options["validation_data"] = validation
+            best_params = net.get_params()
         if resume:
             options["resume"] = True  # the optimizer's state and the shuffling stream go on
         else:
@@ -304,7 +305,9 @@ class _BaseMLP(BaseEstimator):
                 if self.verbose:
                     print(f"Validation score: {score:f}", flush=True)
                 better = not score < self.best_validation_score_ + self.tol
-                self.best_validation_score_ = max(self.best_validation_score_, score)
+                if score > self.best_validation_score_:  # the first of equal bests
+                    self.best_validation_score_ = score
+                    best_params[...] = net.get_params()
             else:
                 better = not loss > self.best_loss_ - self.tol
                 self.best_loss_ = min(self.best_loss_, loss)
@@ -321,6 +324,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = net.n_iter_
         if validation is not None:
             self.validation_scores_ = list(net.validation_scores_)
+            net.set_params(best_params)  # the weights of the best epoch, as sklearn keeps
         if not incremental and not stopped:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning,
@@ -362,8 +366,9 @@ class _BaseMLP(BaseEstimator):
         both being matrix products.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=v.float_dtype(self.dtype), reset=False)
-        out = np.empty((X.shape[0], self.n_outputs_), self.coefs_[-1].dtype)
+        dtype = self.coefs_[-1].dtype  # the fitted one, whatever `dtype` says now
+        X = validate_data(self, X, dtype=dtype, reset=False)
+        out = np.empty((X.shape[0], self.n_outputs_), dtype)
         for start in range(0, X.shape[0], PREDICT_ROWS):
             rows = slice(start, start + PREDICT_ROWS)
             out[rows] = reference.forward(self.coefs_, self.intercepts_, X[rows],
