@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _activations, _linalg
 from ._jit import CACHE, FASTMATH_FLAGS, JIT_OPTIONS
-from ._tables import ACTIVATIONS, ELEMENTWISE, HEADS, LOSSES, SOFTMAX, UPDATE_RULES
+from ._tables import ACTIVATIONS, ELEMENTWISE, HEADS, LOSSES, UPDATE_RULES
 from ._validation import as_arrays, check_out, choice
 
 __all__ = [
@@ -71,7 +71,7 @@ def activation(z, name="sigmoid", out=None):
     code = _code(name)
     z = as_arrays(ndim=None, z=z)["z"]
     res = _target(out, z.shape, z.dtype)
-    _activations.activate(z.reshape(-1), res.reshape(-1), 1, code)
+    _activations.LOOPS[code](z.reshape(-1), res.reshape(-1))
     return _finish(res, out)
 
 
@@ -80,7 +80,7 @@ def softmax(z, out=None):
     each row's maximum: finite for any finite ``z``."""
     z = as_arrays(z=z)["z"]
     res = _target(out, z.shape, z.dtype)
-    _activations.activate(z.reshape(-1), res.reshape(-1), z.shape[1], SOFTMAX)
+    _activations.softmax_rows(z.reshape(-1), res.reshape(-1), z.shape[1])
     return _finish(res, out)
 
 

@@ -130,21 +130,22 @@ def softmax_rows(z, out, m):
 # -- the dispatch ------------------------------------------------------------------------
 
 
+#: The loop of each code, for calls from Python (one compiled loop per call).
+LOOPS = {SIGMOID: sigmoid_1d, TANH: tanh_1d, RELU: relu_1d, IDENTITY: identity_1d}
+
+
 @kernel
-def activate(z, out, m, code):
-    """``out = f(z)`` for the flat ``z`` of rows of ``m`` entries (``out`` may be ``z``)."""
+def activate_inplace(a, m, code):
+    """``a = f(a)`` for the flat ``a`` of rows of ``m`` entries."""
     if code == SIGMOID:
-        sigmoid_1d(z, out)
+        sigmoid_1d(a, a)
     elif code == TANH:
-        tanh_1d(z, out)
+        tanh_1d(a, a)
     elif code == RELU:
-        relu_1d(z, out)
-    elif code == IDENTITY:
-        if z.ctypes.data != out.ctypes.data:
-            identity_1d(z, out)
+        relu_1d(a, a)
     elif code == SOFTMAX:
-        softmax_rows(z, out, m)
-    else:
+        softmax_rows(a, a, m)
+    elif code != IDENTITY:
         _unknown(code)
 
 

@@ -9,7 +9,7 @@ keeps Numba's per-call overhead small for tiny networks.
 
 import numpy as np
 
-from ._activations import activate, add_bias_and_activate, backprop_through
+from ._activations import activate_inplace, add_bias_and_activate, backprop_through
 from ._heads import cost_and_delta
 from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, inlined_kernel, kernel
 from ._linalg import (
@@ -102,7 +102,7 @@ def _add_bias_and_activate(work, off, params, b, n, m, code):
     """``a = f(z + bias)`` in place on the (n, m) block at ``work[off:]`` (``b < 0``:
     no bias)."""
     if b < 0:
-        activate(work[off : off + n * m], work[off : off + n * m], m, code)
+        activate_inplace(work[off : off + n * m], m, code)
     else:
         add_bias_and_activate(work[off : off + n * m].reshape((n, m)), params[b : b + m], code)
 
@@ -133,7 +133,7 @@ def _forward(params, layout, x, n, work):
             z, a = work[z_out : z_out + n * n_out], work[off : off + n * n_out]
             for i in range(n * n_out):
                 z[i] = a[i]
-            activate(a, a, n_out, _act(layout, l))
+            activate_inplace(a, n_out, _act(layout, l))
         off += n * n_out
     return off - n * _size(layout, n_layers)
 

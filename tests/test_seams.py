@@ -29,7 +29,7 @@ def test_every_table_row_has_its_implementations():
 def test_an_unknown_code_fails_loudly_in_the_compiled_dispatch():
     z = np.zeros(6)
     with pytest.raises(ValueError, match="unknown activation code"):
-        _activations.activate(z, z, 3, np.int64(99))
+        _activations.activate_inplace(z, 3, np.int64(99))
     with pytest.raises(ValueError, match="unknown activation code"):
         _activations.backprop_through(z, z.copy(), np.int64(99))
     with pytest.raises(ValueError, match="unknown output head code"):
