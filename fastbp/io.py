@@ -71,7 +71,13 @@ def _read(path):
 
 
 def load(path):
-    """Read a network written by :meth:`fastbp.Network.save`."""
+    """Read a network written by :meth:`fastbp.Network.save`.
+
+    Returns
+    -------
+    Network
+        With the saved settings, parameters, ``loss_curve_`` and ``n_iter_``.
+    """
     from .network import Network
 
     data = _read(path)

@@ -6,6 +6,9 @@ call private jitted loops. The result has the inputs' dtype. Any C-ordered,
 Fortran-ordered or strided input is accepted; ints and bools are cast to float64
 (or to the dtype of the float inputs).
 
+Each returns a new array, or ``out`` when given (see the Returns of
+:func:`activation`; the named ones below return what it does).
+
 Shapes: ``z``, ``y``, ``yhat`` (n, m); ``delta_next`` (n, k); ``W_next`` (m, k);
 ``a_prev`` (n, p); ``delta`` (n, q).
 """
@@ -67,7 +70,12 @@ def _code(name):
 
 
 def activation(z, name="sigmoid", out=None):
-    """``f(z)`` element-wise for the activation ``name``; same shape and dtype as ``z``."""
+    """``f(z)`` element-wise for the activation ``name``; same shape and dtype as ``z``.
+
+    Returns
+    -------
+    ndarray shaped like ``z``, its dtype (``out`` when given)
+    """
     code = _code(name)
     z = as_arrays(ndim=None, z=z)["z"]
     res = _target(out, z.shape, z.dtype)
@@ -77,7 +85,12 @@ def activation(z, name="sigmoid", out=None):
 
 def softmax(z, out=None):
     """Row-wise ``exp(z) / exp(z).sum(axis=1)``, (n, m) -> (n, m), computed around
-    each row's maximum: finite for any finite ``z``."""
+    each row's maximum: finite for any finite ``z``.
+
+    Returns
+    -------
+    ndarray (n, m) of ``z``'s dtype (``out`` when given)
+    """
     z = as_arrays(z=z)["z"]
     res = _target(out, z.shape, z.dtype)
     _activations.softmax_rows(z.reshape(-1), res.reshape(-1), z.shape[1])
@@ -85,7 +98,12 @@ def softmax(z, out=None):
 
 
 def activation_prime(z, name="sigmoid", out=None):
-    """``f'(z)`` element-wise from the pre-activation ``z``."""
+    """``f'(z)`` element-wise from the pre-activation ``z``.
+
+    Returns
+    -------
+    ndarray shaped like ``z``, its dtype (``out`` when given)
+    """
     code = _code(name)
     z = as_arrays(ndim=None, z=z)["z"]
     res = _target(out, z.shape, z.dtype)
@@ -134,7 +152,12 @@ def identity_prime(z, out=None):
 
 
 def output_delta(y, yhat, z, out=None, activation="sigmoid"):
-    """Output-layer delta of the half-SSE cost: ``-(y - yhat) * f'(z)``, (n, m)."""
+    """Output-layer delta of the half-SSE cost: ``-(y - yhat) * f'(z)``, (n, m).
+
+    Returns
+    -------
+    ndarray (n, m) (``out`` when given)
+    """
     code = _code(activation)
     a = as_arrays(y=y, yhat=yhat, z=z)
     y, yhat, z = a["y"], a["yhat"], a["z"]
@@ -150,7 +173,12 @@ def output_delta(y, yhat, z, out=None, activation="sigmoid"):
 
 
 def hidden_delta(delta_next, W_next, z, out=None, activation="sigmoid"):
-    """Hidden-layer delta ``(delta_next @ W_next.T) * f'(z)``: (n, k), (m, k), (n, m) -> (n, m)."""
+    """Hidden-layer delta ``(delta_next @ W_next.T) * f'(z)``: (n, k), (m, k), (n, m) -> (n, m).
+
+    Returns
+    -------
+    ndarray (n, m) (``out`` when given)
+    """
     code = _code(activation)
     a = as_arrays(delta_next=delta_next, W_next=W_next, z=z)
     d, W, z = a["delta_next"], a["W_next"], a["z"]
@@ -169,6 +197,10 @@ def weight_gradient(a_prev, delta, out=None, accumulate=False):
     """``a_prev.T @ delta``: (n, p), (n, q) -> (p, q); added into ``out`` if ``accumulate``.
 
     The transpose is never materialised.
+
+    Returns
+    -------
+    ndarray (p, q) (``out`` when given)
     """
     a = as_arrays(a_prev=a_prev, delta=delta)
     A, D = a["a_prev"], a["delta"]
@@ -187,7 +219,12 @@ def weight_gradient(a_prev, delta, out=None, accumulate=False):
 
 
 def bias_gradient(delta, out=None, accumulate=False):
-    """``delta.sum(axis=0)``: (n, q) -> (q,); added into ``out`` if ``accumulate``."""
+    """``delta.sum(axis=0)``: (n, q) -> (q,); added into ``out`` if ``accumulate``.
+
+    Returns
+    -------
+    ndarray (q,) (``out`` when given)
+    """
     D = as_arrays(delta=delta)["delta"]
     if accumulate and out is None:
         raise ValueError("accumulate=True needs an out= array to add into")
