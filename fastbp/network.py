@@ -108,10 +108,16 @@ class Network:
 
     @property
     def n_params(self):
+        """The number of parameters (weights and biases), an int."""
         return self._params.size
 
     def get_params(self):
-        """All parameters as one 1-D array: per layer ``W.ravel()`` then ``b``."""
+        """All parameters as one 1-D array: per layer ``W.ravel()`` then ``b``.
+
+        Returns
+        -------
+        ndarray (n_params,) of the network's dtype, a copy
+        """
         return self._params.copy()
 
     def set_params(self, params):
