@@ -18,14 +18,13 @@ _MINIBATCH = {"epochs": 10, "batch_size": 32, "shuffle": True, "seed": None, "to
               "n_iter_no_change": 1, "validation_data": None, "validation_fraction": None,
               "restore_best": False, "resume": False}
 _QUASI_NEWTON = {"max_iter": 200, "tol": None}
+_FULL_BATCH = {"epochs": 10, "tol": None, "n_iter_no_change": 1, "resume": False}
 #: ``fit`` method -> the options it takes, with their defaults (besides ``verbose``
-#: and ``callback``, which every method takes). The optimizer's own options
-#: (learning rate, momentum, betas, ...) come from its class.
+#: and ``callback``, which every method takes): the epoch loop's, and the
+#: optimizer's own (learning rate, momentum, betas, ...) from its class.
 METHOD_OPTIONS = {
-    "sgd": {**_MINIBATCH, **OPTIMIZERS["sgd"].defaults},
-    "gd": {"epochs": 10, "tol": None, "n_iter_no_change": 1, "resume": False,
-           **OPTIMIZERS["gd"].defaults},
-    "adam": {**_MINIBATCH, **OPTIMIZERS["adam"].defaults},
+    **{method: {**(_FULL_BATCH if method == "gd" else _MINIBATCH), **cls.defaults}
+       for method, cls in OPTIMIZERS.items()},
     "bfgs": _QUASI_NEWTON,
     "lbfgs": _QUASI_NEWTON,
 }
