@@ -2,7 +2,7 @@
 
 Every public entry point funnels its arguments through these helpers, so a bad
 argument raises ``TypeError``/``ValueError`` naming it, never a Numba error.
-Arrays come out C-contiguous, writeable and of one float dtype (float32 or
+Arrays come out C-contiguous, aligned, writeable and of one float dtype (float32 or
 float64), which keeps the number of kernel specialisations small.
 """
 
@@ -50,7 +50,7 @@ def _natural_dtype(dtype):
 
 
 def as_array(x, name, *, dtype=None, ndim=2, finite=False):
-    """``x`` as a non-empty, C-contiguous, writeable ``ndim``-D array of ``dtype``.
+    """``x`` as a non-empty, C-contiguous, aligned, writeable ``ndim``-D array of ``dtype``.
 
     ``ndim=None`` accepts any number of dimensions but zero. ``dtype=None`` keeps
     float32 and float64 and casts ints and bools to float64.
@@ -67,7 +67,7 @@ def as_array(x, name, *, dtype=None, ndim=2, finite=False):
         raise ValueError(f"{name} must not be empty; got shape {arr.shape}")
     target = _natural_dtype(arr.dtype) if dtype is None else np.dtype(dtype)
     flags = arr.flags
-    if arr.dtype == target and flags.c_contiguous and flags.writeable:
+    if arr.dtype == target and flags.c_contiguous and flags.writeable and flags.aligned:
         out = arr  # the common case, and the cheap one: small kernels feel every microsecond
     else:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -92,14 +92,14 @@ def all_finite(a):
 
 def already_normal(values, ndim):
     """Whether :func:`as_arrays` would return every value unchanged: plain
-    ndarrays of one float dtype, C-contiguous, writeable, non-empty, ``ndim``-D.
+    ndarrays of one float dtype, C-contiguous, aligned, writeable, non-empty, ``ndim``-D.
     A cheap test first, since small kernels feel every microsecond of checking."""
     dtype = None
     for x in values:
         if type(x) is not np.ndarray:
             return False
         flags = x.flags
-        if not (flags.c_contiguous and flags.writeable) or x.size == 0:
+        if not (flags.c_contiguous and flags.writeable and flags.aligned) or x.size == 0:
             return False
         if x.ndim == 0 or (ndim is not None and x.ndim != ndim):
             return False
