@@ -58,6 +58,45 @@ def test_plain_epoch_takes_the_steps_fit_takes(dtype, activation, output, loss):
                                    atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_plain_softmax_gradient_is_the_reference_gradient(bias):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((9, 4))
+    y = np.eye(3)[rng.integers(0, 3, 9)]
+    net, twin = _pair([4, 5, 3], "sigmoid", "softmax", "cross_entropy", bias=bias)
+    J, gW, gb = net.cost_and_gradients(X, y)
+    J_plain, gW_plain, gb_plain = twin.cost_and_gradients(X, y)
+    assert J_plain == pytest.approx(J, rel=1e-12)
+    for a, b in zip(gW_plain, gW):
+        assert_close(a, b)
+    if bias:
+        for a, b in zip(gb_plain, gb):
+            assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_adam_epochs_take_the_steps_fit_takes(dtype):
+    rng = np.random.default_rng(4)
+    X = rng.random((50, 20)).astype(dtype)
+    y = np.eye(4, dtype=dtype)[rng.integers(0, 4, 50)]
+    # a large learning rate, so that wrong moments or a wrong bias correction
+    # move the weights visibly; two epochs, so the moments carry over
+    net, twin = _pair([20, 30, 4], "sigmoid", "softmax", "cross_entropy", dtype)
+    start = net.get_params()
+    order = np.random.default_rng(0).permutation(50)
+    for _ in range(2):
+        # the same visiting order as the plain loop's permutation
+        twin.adam_epoch(X, y, 8, 0.05, np.random.default_rng(0), (0.8, 0.99), 1e-7)
+        net.fit(X[order], y[order], method="adam", epochs=1, batch_size=8, learning_rate=0.05,
+                betas=(0.8, 0.99), eps=1e-7, shuffle=False, resume=True)
+    assert twin.adam_state[0] == net.optimizer_.hyper()[4] == 14
+    assert np.abs(net.get_params() - start).max() > 0.1
+    for a, b in zip(twin.W + twin.b, net.weights + net.biases):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
 def test_the_demos_plain_numpy_gives_the_seed_numbers():
     from fastbp.__main__ import notebook_cost_and_gradient
     from fastbp.datasets import seed_example, seed_weights

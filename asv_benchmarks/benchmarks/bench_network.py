@@ -1,4 +1,4 @@
-"""Whole-network workloads W1-W4: time and peak memory.
+"""Whole-network workloads W1-W5: time and peak memory.
 
 Every workload is timed for ``numpy-plain`` (the loop a user writes), the NumPy
 reference, fastbp and the importable peers; fastbp's ratios are quoted against
@@ -14,6 +14,7 @@ from .common import (
     W2_BATCH_SIZES,
     W4_ACTIVATIONS,
     W4_BATCH_SIZES,
+    W5_BATCH_SIZES,
     mnist_like,
     prepared,
     require_fit,
@@ -65,6 +66,24 @@ class W2SGDEpoch:
         self.epoch = prepared("w2", impl, dtype, batch_size)
 
     def time_sgd_epoch(self, dtype, batch_size, impl):
+        self.epoch()
+
+
+class W5AdamEpoch:
+    """One Adam epoch over the W2 data, 784-128-10 (sigmoid hidden layer, softmax
+    output, mean categorical cross-entropy), learning rate 1e-3."""
+
+    params = [DTYPES, W5_BATCH_SIZES, NETWORK_IMPLS]
+    param_names = ["dtype", "batch_size", "impl"]
+    number = 1
+    repeat = (2, 5, 20.0)
+    warmup_time = 0
+    timeout = 900
+
+    def setup(self, dtype, batch_size, impl):
+        self.epoch = prepared("w5", impl, dtype, batch_size)
+
+    def time_adam_epoch(self, dtype, batch_size, impl):
         self.epoch()
 
 

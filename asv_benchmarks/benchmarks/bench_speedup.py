@@ -68,6 +68,24 @@ class SpeedupW2Batch128(SpeedupW2Batch32):
         return "w2", impl, dtype, 128
 
 
+class SpeedupW5Batch32(_Speedup):
+    """W5: one Adam epoch (softmax output, cross-entropy) at batch 32."""
+
+    samples = 3
+
+    @staticmethod
+    def workload(impl, dtype):
+        return "w5", impl, dtype, 32
+
+
+class SpeedupW5Batch128(SpeedupW5Batch32):
+    """W5: one Adam epoch (softmax output, cross-entropy) at batch 128."""
+
+    @staticmethod
+    def workload(impl, dtype):
+        return "w5", impl, dtype, 128
+
+
 class SpeedupW4(_Speedup):
     """W4: one SGD epoch of the 32-64-64-1 regressor on 100000 rows."""
 

@@ -41,6 +41,11 @@ W2_SIZES = (784, 128, 10)
 W2_EXAMPLES = 60000
 W2_BATCH_SIZES = [32, 128]
 W2_LEARNING_RATE = 0.1
+#: W5: Adam over the W2 data, softmax output, categorical cross-entropy.
+W5_BATCH_SIZES = [32, 128]
+W5_LEARNING_RATE = 1e-3
+W5_BETAS = (0.9, 0.999)
+W5_EPS = 1e-8
 W3_SIZES = (1024, 1024, 1024, 10)
 W3_EXAMPLES = 4096
 W4_SIZES = (32, 64, 64, 1)
@@ -144,6 +149,48 @@ def w2_call(impl, dtype, batch_size, data=None):
     return sgd_epoch_call(impl, X, y, W2_SIZES, batch_size, W2_LEARNING_RATE)
 
 
+# -- W5: MNIST-shaped Adam with a softmax output ---------------------------------------
+
+
+def adam_epoch_call(impl, X, y, sizes, batch_size, learning_rate=W5_LEARNING_RATE,
+                    betas=W5_BETAS, eps=W5_EPS, activation="sigmoid"):
+    """One Adam epoch of ``impl`` over ``X``, ``y`` (one-hot) with a softmax output
+    and the mean categorical cross-entropy, from the same initial weights and a
+    fresh optimizer state on every call: ``Network.fit(method="adam", epochs=1)``
+    for fastbp and the reference, the plain loop, or a peer."""
+    if impl in peers.PEERS:
+        return peers.adam_epoch_call(impl, X, y, batch_size, sizes, learning_rate, betas, eps,
+                                     activation)
+    require_fit()
+    backend = NETWORK_BACKENDS.get(impl, "numba")
+    net = fastbp.Network(sizes, activation=activation, output_activation="softmax",
+                         loss="cross_entropy", dtype=X.dtype, backend=backend, seed=0)
+    initial = net.get_params()
+    if impl == PLAIN:
+        def epoch():
+            net.set_params(initial)
+            plain = _plain(net)
+            plain.adam_epoch(X, y, batch_size, learning_rate, np.random.default_rng(0), betas,
+                             eps)
+            return plain
+
+        return epoch
+
+    def epoch():
+        net.set_params(initial)
+        return net.fit(X, y, method="adam", epochs=1, batch_size=batch_size,
+                       learning_rate=learning_rate, betas=betas, eps=eps, seed=0)
+
+    return epoch
+
+
+def w5_call(impl, dtype, batch_size, data=None):
+    """One Adam epoch over ``data`` (default :func:`mnist_like`), 784-128-10 with a
+    sigmoid hidden layer and a softmax output."""
+    X, y = mnist_like(dtype) if data is None else data
+    return adam_epoch_call(impl, X, y, W2_SIZES, batch_size)
+
+
 # -- W4: a tabular regressor ---------------------------------------------------------
 
 
@@ -198,7 +245,7 @@ def w3_matmul_flops(n=W3_EXAMPLES, sizes=W3_SIZES):
 # -- preparation and timing ----------------------------------------------------------
 
 WORKLOADS = {"kernel": kernel_call, "w1": w1_call, "w2": w2_call, "w3": w3_call,
-             "w4": w4_call}
+             "w4": w4_call, "w5": w5_call}
 
 
 @functools.cache

@@ -5,7 +5,11 @@ can be imported; neither is a dependency of fastbp.
 The peers run the same layer sizes, sigmoid hidden layers and batch sizes; their
 losses and output layers follow their own conventions (scikit-learn:
 cross-entropy with logistic outputs for W2, identity outputs for W3), so they
-are comparable in cost, not bit for bit. PyTorch is pinned to one thread.
+are comparable in cost, not bit for bit. For W5 (Adam, softmax, categorical
+cross-entropy) both take the class labels: PyTorch ``torch.optim.Adam`` and
+``nn.functional.cross_entropy`` on the logits, scikit-learn a multi-class
+``MLPClassifier`` (softmax output) with ``solver="adam"``. PyTorch is pinned to
+one thread.
 """
 
 import importlib.util
@@ -38,14 +42,17 @@ def _torch_model(sizes, dtype, activation="sigmoid", output="sigmoid"):
     return torch.nn.Sequential(*layers).to(getattr(torch, str(dtype)))
 
 
-def _sklearn_mlp(kind, sizes, batch_size, learning_rate, shuffle, activation="sigmoid"):
+def _sklearn_mlp(kind, sizes, batch_size, learning_rate, shuffle, activation="sigmoid",
+                 solver="sgd", **options):
     from sklearn import neural_network
 
+    if solver == "sgd":
+        options = {"momentum": 0.0, "nesterovs_momentum": False, **options}
     return getattr(neural_network, kind)(
         hidden_layer_sizes=tuple(sizes[1:-1]),
-        activation="logistic" if activation == "sigmoid" else activation, solver="sgd",
-        alpha=0.0, batch_size=batch_size, learning_rate_init=learning_rate, momentum=0.0,
-        nesterovs_momentum=False, shuffle=shuffle, random_state=0,
+        activation="logistic" if activation == "sigmoid" else activation, solver=solver,
+        alpha=0.0, batch_size=batch_size, learning_rate_init=learning_rate, shuffle=shuffle,
+        random_state=0, **options,
     )
 
 
@@ -82,6 +89,44 @@ def sgd_epoch_call(impl, X, y, batch_size, sizes, learning_rate, activation="sig
             opt.zero_grad(set_to_none=True)
             batch_loss = half * ((model(Xt[idx]) - yt[idx]) ** 2).sum() / len(idx)
             batch_loss.backward()
+            opt.step()
+        return model
+
+    return epoch
+
+
+def adam_epoch_call(impl, X, y, batch_size, sizes, learning_rate, betas, eps,
+                    activation="sigmoid"):
+    """One Adam epoch of mini-batches over ``X`` with a softmax output and the
+    mean categorical cross-entropy, from the same initial weights: the labels
+    ``y.argmax(1)`` of the one-hot ``y`` go to ``torch.optim.Adam`` with
+    ``cross_entropy`` on the logits, or to a fresh ``MLPClassifier``'s
+    ``partial_fit``."""
+    require(impl)
+    labels = y.argmax(axis=1)
+    if impl == "sklearn-mlp":
+        from sklearn.base import clone
+
+        classes = np.arange(y.shape[1])
+        template = _sklearn_mlp("MLPClassifier", sizes, batch_size, learning_rate, True,
+                                activation, solver="adam", beta_1=betas[0], beta_2=betas[1],
+                                epsilon=eps)
+        return lambda: clone(template).partial_fit(X, labels, classes=classes)
+
+    import torch
+
+    model = _torch_model(sizes, X.dtype, activation, "identity")  # logits
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(labels)
+    cross_entropy = torch.nn.functional.cross_entropy  # mean over the batch
+
+    def epoch():
+        model.load_state_dict(initial)
+        opt = torch.optim.Adam(model.parameters(), lr=learning_rate, betas=betas, eps=eps)
+        order = torch.randperm(len(Xt), generator=torch.Generator().manual_seed(0))
+        for idx in order.split(batch_size):
+            opt.zero_grad(set_to_none=True)
+            cross_entropy(model(Xt[idx]), yt[idx]).backward()
             opt.step()
         return model
 

@@ -10,6 +10,7 @@ the sigmoid kernel against a plain copy of its input. Every thread pool is pinne
 
     python tools/ratios.py                      # everything (about a minute)
     python tools/ratios.py --only "W1|sigmoid"  # a subset (regular expression)
+    python tools/ratios.py --only W5            # the Adam epochs (about two minutes)
     python tools/ratios.py --plot ratios.png    # also a bar chart (matplotlib)
 """
 
@@ -34,6 +35,10 @@ WORKLOADS = {
     "W1 flat (BFGS call)": (7, lambda impl, dt: ("w1", impl, dt, True)),
     "W2 SGD epoch, batch 32": (3, lambda impl, dt: ("w2", impl, dt, 32)),
     "W2 SGD epoch, batch 128": (3, lambda impl, dt: ("w2", impl, dt, 128)),
+    **{
+        f"W5 Adam epoch, batch {bs}": (3, lambda impl, dt, b=bs: ("w5", impl, dt, b))
+        for bs in common.W5_BATCH_SIZES
+    },
     **{
         f"W4 {act} epoch, batch {bs}": (3, lambda impl, dt, a=act, b=bs: ("w4", impl, dt, a, b))
         for act in common.W4_ACTIVATIONS
