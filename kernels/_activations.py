@@ -118,9 +118,10 @@ def softmax_rows(z, out, m):
         top = zr[0]
         for j in range(1, m):
             top = max(top, zr[j])
+        for j in range(m):  # apart from the sum, so that this loop vectorises
+            o[j] = exp_nonpositive(zr[j] - top)
         total = zr.dtype.type(0.0)
         for j in range(m):
-            o[j] = exp_nonpositive(zr[j] - top)
             total += o[j]
         inv = zr.dtype.type(1.0) / total
         for j in range(m):

@@ -11,7 +11,6 @@ Adding a head: its row in the table, one branch here, its twin in
 import numpy as np
 
 from ._activations import prime_from_output
-from ._exp import exp_nonpositive
 from ._jit import kernel
 from ._tables import HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
 
@@ -57,13 +56,17 @@ def _softmax_cross_entropy(a, z, y, n, m, data_scale, with_delta):
         top = zr[0]
         for j in range(1, m):
             top = max(top, zr[j])
-        total = 0.0
-        for j in range(m):
-            total += exp_nonpositive(zr[j] - top)
-        lse = top + np.log(total)
+        # sum(exp(z - top)) = sum(a) * exp(z_k - top) / a_k for the largest a_k = a at
+        # the maximum, where exp(0) = 1: the forward pass's softmax already holds it
+        k = 0
+        for j in range(1, m):
+            if zr[j] > zr[k]:
+                k = j
+        lse = top - np.log(float(ar[k]))
         for j in range(m):
             cost += yr[j] * (lse - zr[j])
-            if with_delta:
+        if with_delta:
+            for j in range(m):
                 ar[j] = (ar[j] - yr[j]) * scale
     return cost * scale
 
