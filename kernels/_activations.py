@@ -11,7 +11,7 @@ its scalar functions and one branch per dispatch here.
 import numpy as np
 
 from ._exp import exp_nonpositive, expm1_nonpositive
-from ._jit import kernel
+from ._jit import inlined_kernel, kernel
 from ._tables import IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
 
 # -- scalar math ---------------------------------------------------------------------
@@ -113,19 +113,18 @@ def identity_1d(z, out):
 def softmax_rows(z, out, m):
     """Row-wise ``exp(z - max) / sum(exp(z - max))`` over rows of ``m`` entries of
     the flat ``z``: exp only sees non-positive numbers, so nothing overflows."""
+    one = z.dtype.type(1.0)
     for r in range(z.size // m):
-        zr, o = z[r * m : (r + 1) * m], out[r * m : (r + 1) * m]
-        top = zr[0]
-        for j in range(1, m):
-            top = max(top, zr[j])
-        for j in range(m):  # apart from the sum, so that this loop vectorises
-            o[j] = exp_nonpositive(zr[j] - top)
-        total = zr.dtype.type(0.0)
-        for j in range(m):
-            total += o[j]
-        inv = zr.dtype.type(1.0) / total
-        for j in range(m):
-            o[j] *= inv
+        top = z[r * m]
+        for j in range(r * m + 1, (r + 1) * m):
+            top = max(top, z[j])
+        total = 0.0
+        for j in range(r * m, (r + 1) * m):  # libm's exp: a call, not the inlined polynomial
+            out[j] = np.exp(z[j] - top)
+            total += out[j]
+        inv = one / out.dtype.type(total)
+        for j in range(r * m, (r + 1) * m):
+            out[j] *= inv
 
 
 # -- the dispatch ------------------------------------------------------------------------
@@ -150,7 +149,7 @@ def activate_inplace(a, m, code):
         _unknown(code)
 
 
-@kernel
+@inlined_kernel
 def add_bias_and_activate(Z, bias, code):
     """``Z = f(Z + bias)`` in place on the (n, m) block ``Z``, in one pass rather than
     one to add and one to activate; ``IDENTITY`` only adds the bias. Element-wise

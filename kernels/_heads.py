@@ -11,11 +11,11 @@ Adding a head: its row in the table, one branch here, its twin in
 import numpy as np
 
 from ._activations import prime_from_output
-from ._jit import kernel
+from ._jit import inlined_kernel, kernel
 from ._tables import HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
 
 
-@kernel
+@inlined_kernel
 def _squared_error(a, y, code, n, data_scale, with_delta, mean):
     """Half the summed squared error (``mean``: the mean over rows of the full
     squared error); delta ``(a - y) f'(z)`` scaled alike."""
@@ -30,7 +30,7 @@ def _squared_error(a, y, code, n, data_scale, with_delta, mean):
     return cost * (data_scale / n if mean else 0.5 * data_scale)
 
 
-@kernel
+@inlined_kernel
 def _sigmoid_cross_entropy(a, z, y, n, data_scale, with_delta):
     """Mean over rows of the summed binary cross-entropy of ``sigmoid(z)``:
     ``softplus(z) - y z`` per entry, finite at any finite ``z``; delta ``s(z) - y``."""
@@ -44,7 +44,7 @@ def _sigmoid_cross_entropy(a, z, y, n, data_scale, with_delta):
     return cost * scale
 
 
-@kernel
+@inlined_kernel
 def _softmax_cross_entropy(a, z, y, n, m, data_scale, with_delta):
     """Mean over rows of ``-sum_j y_j log softmax(z)_j = sum_j y_j (lse(z) - z_j)``,
     the log-sum-exp taken around the row's maximum (finite at any finite ``z``);
@@ -52,22 +52,18 @@ def _softmax_cross_entropy(a, z, y, n, m, data_scale, with_delta):
     scale = data_scale / n
     cost = 0.0
     for r in range(n):
-        zr, yr, ar = z[r * m : (r + 1) * m], y[r * m : (r + 1) * m], a[r * m : (r + 1) * m]
-        top = zr[0]
-        for j in range(1, m):
-            top = max(top, zr[j])
-        # sum(exp(z - top)) = sum(a) * exp(z_k - top) / a_k for the largest a_k = a at
-        # the maximum, where exp(0) = 1: the forward pass's softmax already holds it
-        k = 0
-        for j in range(1, m):
-            if zr[j] > zr[k]:
+        # log-sum-exp = top - log(a_k) at the row's maximum z_k: there exp(z_k - top)
+        # = 1, so the forward pass's softmax holds a_k = 1 / sum(exp(z - top))
+        k = r * m
+        for j in range(r * m + 1, (r + 1) * m):
+            if z[j] > z[k]:
                 k = j
-        lse = top - np.log(float(ar[k]))
-        for j in range(m):
-            cost += yr[j] * (lse - zr[j])
-        if with_delta:
-            for j in range(m):
-                ar[j] = (ar[j] - yr[j]) * scale
+        lse = z[k] - np.log(float(a[k]))
+        for j in range(r * m, (r + 1) * m):
+            cost += y[j] * (lse - z[j])
+    if with_delta:
+        for i in range(n * m):
+            a[i] = (a[i] - y[i]) * scale
     return cost * scale
 
 
