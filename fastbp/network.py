@@ -6,6 +6,7 @@ All parameters live in one flat array (per layer ``W.ravel()`` then ``b``);
 
 import numpy as np
 
+from . import dask as _dask
 from . import io, training
 from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _tables
 from .kernels import _network as fused
@@ -172,6 +173,8 @@ class Network:
             With ``cost()``, ``cost_and_gradient(params=None, out=None)`` and
             ``epoch(optimizer, order, batch_size)``.
         """
+        if _dask.any_dask(X, y):  # dask arrays: fastbp.dask
+            return _dask.DaskObjective(self, X, y, data_scale)
         X, y = self._check_Xy(X, y)
         data_scale = v.real_number(data_scale, "data_scale", low=0.0, low_open=True)
         return self._engine(self, X, y, data_scale)
@@ -185,6 +188,8 @@ class Network:
         -------
         ndarray (n, nL) of the network's dtype
         """
+        if _dask.is_dask_collection(X):  # a lazy dask array: fastbp.dask
+            return _dask.forward(self, X)
         return self._engine.forward(self, self._check_X(X))
 
     def predict(self, X):
@@ -203,6 +208,8 @@ class Network:
         -------
         float
         """
+        if _dask.any_dask(X, y):  # dask arrays: fastbp.dask
+            return _dask.cost(self, X, y)
         X, y = self._check_Xy(X, y)
         return self._engine(self, X, y).cost()
 
@@ -215,6 +222,8 @@ class Network:
         weight_grads : list of ndarray, shaped like :attr:`weights`
         bias_grads : list of ndarray shaped like :attr:`biases`, or None without biases
         """
+        if _dask.any_dask(X, y):  # dask arrays: fastbp.dask
+            return _dask.cost_and_gradients(self, X, y)
         X, y = self._check_Xy(X, y)
         J, grad = self._engine(self, X, y).cost_and_gradient(out=np.empty_like(self._params))
         slices = self._slices

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from . import dask as _dask
 from .kernels import _validation as v
 from .optimizers import OPTIMIZERS
 
@@ -108,6 +109,9 @@ def _validation_split(net, X, y, opts, rng):
 def fit(net, X, y, method="sgd", **options):
     """Train ``net`` in place; see :meth:`fastbp.Network.fit`."""
     opts = _options(method, options)
+    on_dask = _dask.any_dask(X, y)  # dask arrays: fastbp.dask
+    if on_dask:
+        _dask.check_fit_options(opts)
     optimizer = validation = None
     if method in OPTIMIZERS:
         cls = OPTIMIZERS[method]
@@ -124,8 +128,11 @@ def fit(net, X, y, method="sgd", **options):
         else:
             rng, order = v.generator(opts.get("seed")), None
         X, y, validation = _validation_split(net, X, y, opts, rng)
-    objective = net.objective(X, y)
-    _check_targets_reachable(net, objective.y)
+    if on_dask:  # one task per chunk, validated (targets' range too) where it runs
+        objective = _dask.fit_objective(net, X, y, method)
+    else:
+        objective = net.objective(X, y)
+        _check_targets_reachable(net, objective.y)
     if optimizer is not None:
         if resume:
             optimizer = previous

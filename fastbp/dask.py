@@ -1,0 +1,517 @@
+"""Dask arrays as data: full-batch training over a cluster, streamed mini-batches.
+
+``pip install fastbp[dask]``. ``import fastbp`` does not import dask: this
+module imports it on first use, when a method of :class:`fastbp.Network` is
+given a ``dask.array.Array``.
+
+What takes dask arrays
+----------------------
+``net.cost``, ``net.cost_and_gradients``, ``net.gradients`` and ``net.objective``
+take ``X`` (n, n0) and ``y`` (n, nL) as dask arrays chunked along the rows only,
+with the same row chunks (one of them may be in memory: it is chunked like the
+other). ``net.predict``, ``net.forward`` and ``net.predict_proba`` return a lazy
+dask array: the compiled forward pass mapped over the chunks of ``X``, with the
+parameters as they were at the call. ``net.fit`` trains with every method.
+A ``validation_data`` pair given as dask arrays is brought into memory once;
+``validation_fraction`` needs in-memory data. ``net.score`` computes its inputs
+into memory.
+
+Where it runs
+-------------
+On the ``distributed.Client`` that dask computes on now (the default client, or
+the one of a ``dask.config.set(scheduler=...)``), else on dask's local scheduler
+(threads). The network is rebuilt on each worker thread from
+:class:`NetworkSpec` (a few names and sizes) and the parameters, and runs the
+compiled pass of its ``backend`` there.
+
+Validation happens per chunk, in the task that also casts the chunk to the
+network's dtype: NaN or infinity, the dtype, the targets (and, for ``fit``,
+the range of the output activation) give the in-memory messages with the rows
+of the chunk appended. Shapes, column counts and chunking are checked before
+anything is computed.
+
+Full batch: ``gd``, ``bfgs``, ``lbfgs``
+---------------------------------------
+The validated chunks are persisted on the workers for the whole fit. Each
+iteration ships the parameters once (one piece of the iteration's graph, which
+the workers pass among themselves), runs one task per chunk (the compiled cost
+and gradient of the chunk, a mean-type loss weighted by the chunk's share of
+all rows) and sums them in a tree (:data:`SPLIT_EVERY` parts per sum). The L2
+term is added once, on the client. :class:`DaskObjective` implements
+:class:`fastbp.objective.Objective`, so scipy's BFGS runs unchanged on it; each
+iteration costs a round trip to the scheduler (milliseconds) on top of the
+passes. A worker lost between or during iterations costs the recomputation of
+its chunks from the graph (dask's own recovery, with the same result); a task
+that keeps killing workers, or a lost scheduler, ends the fit with dask's error
+(``KilledWorker``, ...), the parameters those of the last point whose cost and
+gradient were computed.
+
+Mini-batch: ``sgd``, ``adam``
+-----------------------------
+The chunks are not persisted: each epoch computes them one at a time into the
+client's memory (on a distributed client, the next one is computed while the
+current one trains) and runs the compiled epoch on it, so the data need not fit in memory
+at once: two chunks do. Shuffling differs from in memory, where each epoch
+draws its batches from a permutation of all rows: here the epoch visits the
+chunks in a random order and the rows of each chunk in a random order, both
+drawn from the permutation that the seeded generator gives the epoch, and the
+rows left over after a chunk's last full batch open the next chunk's first
+batch. A batch therefore mixes rows of one chunk (two at a chunk boundary);
+data sorted by class or time should be shuffled once before it is chunked.
+With ``shuffle=False`` the batches, and so the weights, are those of in-memory
+training. The epoch's loss is gathered in the same units as in memory. A
+failure in an epoch (a bad chunk, a lost connection) restores the parameters and
+the optimizer's state of the epoch's start before it propagates.
+"""
+
+import contextlib
+import sys
+import threading
+import uuid
+from typing import NamedTuple
+
+import numpy as np
+
+from .kernels import _validation as v
+from .objective import Objective
+
+#: The methods whose every iteration reads all rows: their chunks stay persisted.
+FULL_BATCH = ("gd", "bfgs", "lbfgs")
+_DASK_MODULES = ("dask.", "dask_expr.")
+_modules = sys.modules
+#: Parts added per task of the tree that sums the chunks' costs and gradients.
+SPLIT_EVERY = 8
+
+
+def is_dask_collection(x):
+    """Whether ``x`` is a dask collection (array, dataframe, ...), told from its
+    type's module alone: dask need not be (and is not) imported to tell."""
+    return "dask" in _modules and type(x).__module__.startswith(_DASK_MODULES)
+
+
+def any_dask(*xs):
+    """Whether any of ``xs`` is a dask collection (cheap: on every call of the API)."""
+    if "dask" not in _modules:  # no dask collection can exist
+        return False
+    for x in xs:
+        if type(x).__module__.startswith(_DASK_MODULES):
+            return True
+    return False
+
+
+class NetworkSpec(NamedTuple):
+    """What a worker needs to rebuild a network, besides its parameters (the L2
+    term is left out: it is added once, on the client)."""
+
+    layer_sizes: tuple
+    activation: str
+    output_activation: str
+    bias: bool
+    loss: str
+    dtype: str
+    backend: str
+
+    @classmethod
+    def of(cls, net):
+        acts = net.activations
+        return cls(tuple(net.layer_sizes), acts[0] if len(acts) > 1 else "identity", acts[-1],
+                   net.bias, net.loss, net.dtype.name, net.backend)
+
+    def build(self):
+        from .network import Network
+
+        return Network(self.layer_sizes, activation=self.activation,
+                       output_activation=self.output_activation, bias=self.bias,
+                       loss=self.loss, dtype=self.dtype, seed=0, backend=self.backend)
+
+
+_local = threading.local()
+
+
+def _network(spec, params=None):
+    """This thread's network for ``spec`` (a Network must not be shared by threads),
+    with ``params`` copied in."""
+    nets = getattr(_local, "nets", None)
+    if nets is None or len(nets) > 8:
+        nets = _local.nets = {}
+    net = nets.get(spec)
+    if net is None:
+        net = nets[spec] = spec.build()
+    if params is not None:
+        net._params[...] = params
+    return net
+
+
+def _where(exc, start, stop):
+    """``exc``'s type with the rows of the chunk appended to its message."""
+    return type(exc)(f"{exc} (in rows {start}:{stop} of the dask arrays)")
+
+
+# -- tasks: what runs on the workers ---------------------------------------------------------
+
+
+def _prepare(spec, X, y, start, stop, for_fit):
+    """One chunk validated and cast as in memory: ``(X, y)`` C-contiguous of the
+    network's dtype. ``for_fit`` adds ``fit``'s check of the targets' range."""
+    from .training import _check_targets_reachable
+
+    net = _network(spec)
+    try:
+        X, y = net._check_Xy(X, y)
+        if for_fit:
+            _check_targets_reachable(net, y)
+    except (ValueError, TypeError) as exc:
+        raise _where(exc, start, stop) from None
+    return X, y
+
+
+def _rows(part):
+    return part[0].shape[0]
+
+
+def _pass(spec, params, part, data_scale, gradient):
+    """``(data cost, its gradient as float64 or None)`` of one chunk."""
+    net = _network(spec, params)
+    objective = net._engine(net, *part, data_scale)
+    if not gradient:
+        return objective.cost(), None
+    J, grad = objective.cost_and_gradient(out=np.empty_like(net._params))
+    return J, grad.astype(np.float64, copy=False)
+
+
+def _add(*parts):
+    J = sum(p[0] for p in parts)
+    grads = [p[1] for p in parts if p[1] is not None]
+    if not grads:
+        return J, None
+    total = grads[0].copy()
+    for g in grads[1:]:
+        total += g
+    return J, total
+
+
+def _forward_block(X, spec=None, params=None, block_info=None):
+    net = _network(spec, params)
+    try:
+        X = net._check_X(X)
+    except (ValueError, TypeError) as exc:
+        if block_info is None:
+            raise
+        start, stop = block_info[0]["array-location"][0]
+        raise _where(exc, start, stop) from None
+    return net._engine.forward(net, X)
+
+
+# -- the client's side -----------------------------------------------------------------------
+
+
+def _client():
+    """The ``distributed.Client`` that dask computes on now, or None (a local scheduler)."""
+    import dask.base
+
+    owner = getattr(dask.base.get_scheduler(), "__self__", None)
+    if owner is not None and type(owner).__module__.split(".", 1)[0] == "distributed":
+        return owner
+    return None
+
+
+def _graph_of(nbytes):
+    """A context in which distributed warns of large graphs only when one outgrows
+    its threshold by more than ``nbytes`` (the parameters that a graph carries)."""
+    import dask
+    from dask.utils import parse_bytes
+
+    key = "distributed.admin.large-graph-warning-threshold"
+    threshold = dask.config.get(key, None)
+    if threshold is None:
+        return contextlib.nullcontext()
+    return dask.config.set({key: parse_bytes(threshold) + nbytes})
+
+
+def _array(x, name, like=None):
+    """``x`` as a dask array; an in-memory ``x`` beside a dask array ``like`` is
+    chunked along the rows as ``like`` is."""
+    import dask.array as da
+
+    if is_dask_collection(x):
+        if not isinstance(x, da.Array):
+            kind = f"{type(x).__module__.split('.')[0]}.{type(x).__name__}"
+            raise TypeError(f"{name} must be a dask.array.Array or in memory; got a {kind} "
+                            "(a dask DataFrame converts with .to_dask_array(lengths=True))")
+        return x
+    if like is None:
+        return None
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if arr.ndim == 0 or arr.shape[0] != like.shape[0]:
+        rows = arr.shape[0] if arr.ndim else "no"
+        n_X, n_y = (rows, like.shape[0]) if name == "X" else (like.shape[0], rows)
+        raise ValueError(f"X and y must have the same number of rows; got {n_X} and {n_y}")
+    return da.from_array(arr, chunks=(like.chunks[0],) + arr.shape[1:])
+
+
+def _check_chunks(x, name, columns, allow_1d=False, known_rows=True):
+    """Checks of a dask array that need no computation: as in memory for the
+    dimensions, dtype and columns; whole rows in each chunk; known chunk sizes."""
+    if x.ndim != 2 and not (allow_1d and x.ndim == 1):
+        raise ValueError(f"{name} must be a 2-D array; got shape {x.shape}")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (float, int or bool); got dtype {x.dtype}")
+    if known_rows and any(np.isnan(c) for c in x.chunks[0]):
+        raise ValueError(f"{name} has chunks of unknown size (NaN rows); compute them first: "
+                         f"{name} = {name}.compute_chunk_sizes()")
+    if x.ndim == 2 and x.shape[1] != columns:
+        raise ValueError(f"{name} must have {columns} columns (the "
+                         f"{'input' if name == 'X' else 'output'} layer size); got shape "
+                         f"{x.shape}")
+    if x.ndim == 2 and len(x.chunks[1]) > 1:
+        raise ValueError(f"{name} is chunked along its columns (column chunks {x.chunks[1]}); "
+                         f"each chunk must hold whole rows: {name} = {name}.rechunk({{1: -1}})")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} must not be empty; got shape {x.shape}")
+
+
+def _dask_Xy(net, X, y):
+    """``X`` and ``y`` as dask arrays with the same row chunks, checked as far as
+    their metadata allows; ``ValueError``/``TypeError`` naming the argument."""
+    Xd = _array(X, "X")
+    yd = _array(y, "y", like=Xd)
+    if Xd is None:
+        Xd = _array(X, "X", like=yd)
+    X, y = Xd, yd
+    _check_chunks(X, "X", net.layer_sizes[0])
+    _check_chunks(y, "y", net.layer_sizes[-1], allow_1d=net.layer_sizes[-1] == 1)
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X and y must have the same number of rows; got {X.shape[0]} and "
+                         f"{y.shape[0]}")
+    if X.chunks[0] != y.chunks[0]:
+        raise ValueError(f"y's row chunks {y.chunks[0]} differ from X's {X.chunks[0]}; chunk "
+                         "them alike, e.g. y = y.rechunk({0: X.chunks[0]})")
+    return X, y
+
+
+class DaskObjective(Objective):
+    """The cost of ``net`` on dask arrays ``X``, ``y``: one task per row chunk.
+
+    ``persist=True`` (what :meth:`fastbp.Network.objective` and the full-batch
+    methods use) validates the chunks on the workers now and keeps them there,
+    so that each :meth:`cost_and_gradient` reads them from the workers' memory;
+    ``persist=False`` computes them on each call (a single pass, or the
+    mini-batch epochs, which stream them). ``for_fit`` adds ``fit``'s check of
+    the targets' range to the validation.
+    """
+
+    def __init__(self, net, X, y, data_scale=1.0, *, persist=True, for_fit=False):
+        import dask
+        from dask import delayed
+
+        X, y = _dask_Xy(net, X, y)
+        self.net, self.X, self.y = net, X, y
+        self.data_scale = v.real_number(data_scale, "data_scale", low=0.0, low_open=True)
+        self.spec = NetworkSpec.of(net)
+        bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
+        self._bounds = bounds
+        pairs = zip(X.to_delayed(optimize_graph=False).ravel(),
+                    y.to_delayed(optimize_graph=False).ravel())
+        # chunks of no rows (a filter's leftovers) have nothing to add
+        self._chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        parts = [delayed(_prepare)(self.spec, xb, yb, int(a), int(b), for_fit)
+                 for (xb, yb), a, b in zip(pairs, bounds[:-1], bounds[1:]) if b > a]
+        if persist:
+            parts = list(dask.persist(*parts))
+            # waits for the validation, and raises its error now, not at the first pass
+            dask.compute(*[delayed(_rows)(p) for p in parts])
+        self._parts = parts
+        self.persisted = persist
+
+    @property
+    def n_rows(self):
+        return int(self._bounds[-1])
+
+    @property
+    def n_chunks(self):
+        return len(self._parts)
+
+    # -- full passes: one task per chunk, summed on the cluster --
+
+    def _full_pass(self, data_scale, gradient):
+        """``(data cost, float64 gradient or None)`` at ``data_scale``: one task per
+        chunk, the parameters shipped once."""
+        import dask
+        from dask import delayed
+
+        net, n = self.net, self.n_rows
+        # the parameters travel once per pass, as one piece of the graph that the
+        # chunks' tasks share: a worker lost on the way gets them again from the
+        # graph (scattered data, once lost, could not be recomputed)
+        params = delayed(net._params.copy(), name=f"fastbp-params-{uuid.uuid4().hex}")
+        mean = net._head.mean
+        tasks = [delayed(_pass)(self.spec, params, part,
+                                data_scale * (stop - start) / n if mean else data_scale,
+                                gradient)
+                 for part, (start, stop) in zip(self._parts, self._chunks)]
+        while len(tasks) > 1:
+            tasks = [delayed(_add)(*tasks[i : i + SPLIT_EVERY])
+                     for i in range(0, len(tasks), SPLIT_EVERY)]
+        with _graph_of(net._params.nbytes):
+            (J, grad), = dask.compute(tasks[0])
+        return float(J), grad
+
+    def _add_l2_gradient(self, grad):
+        net = self.net
+        if net.l2:
+            for w0, w1, *_ in net._slices:
+                grad[w0:w1] += net.l2 * net._params[w0:w1]
+        return grad
+
+    def cost(self):
+        J, _ = self._full_pass(self.data_scale, gradient=False)
+        return float(J + self._l2_term())
+
+    def cost_and_gradient(self, params=None, out=None):
+        before = self.net._params.copy() if params is not None else None
+        self._set(params)
+        try:
+            J, grad = self._full_pass(self.data_scale, gradient=True)
+        except BaseException:
+            self._set(before)  # the last point computed, not one that never was
+            raise
+        out = self._gradient_buffer(out)
+        out[...] = self._add_l2_gradient(grad)
+        return float(J + self._l2_term()), out
+
+    # -- epochs --
+
+    def epoch(self, optimizer, order, batch_size):
+        if batch_size >= self.n_rows:
+            return self._full_batch_step(optimizer)
+        return self._streamed_epoch(optimizer, np.asarray(order, np.int64), batch_size)
+
+    def _full_batch_step(self, optimizer):
+        """One step on the gradient of the mean cost over all rows, as the in-memory
+        epoch with one batch takes it."""
+        net, n = self.net, self.n_rows
+        mean = net._head.mean
+        J, grad = self._full_pass(1.0 if mean else 1.0 / n, gradient=True)
+        l2_cost = self._l2_term()
+        out = self._gradient_buffer(None)
+        out[...] = self._add_l2_gradient(grad)
+        optimizer.step(net._params, out)
+        return float((J if mean else J * n) + l2_cost)
+
+    def _stream(self, chunk_order):
+        """The validated chunks ``(X, y)`` in ``chunk_order``, computed one at a time,
+        the next one while the current one is used when a cluster computes them."""
+        import dask
+
+        client = _client()
+        if client is None:
+            for c in chunk_order:
+                (part,) = dask.compute(self._parts[c])
+                yield part
+            return
+        pending = client.compute(self._parts[chunk_order[0]])
+        for k in range(len(chunk_order)):
+            current = pending
+            if k + 1 < len(chunk_order):
+                pending = client.compute(self._parts[chunk_order[k + 1]])
+            yield current.result()
+            del current
+
+    def _streamed_epoch(self, optimizer, order, batch_size):
+        net, n = self.net, self.n_rows
+        # where each row comes in the epoch's permutation: the chunks in the order of
+        # their first rows' places, the rows of each in the order of theirs
+        place = np.empty(n, np.int64)
+        place[order] = np.arange(n, dtype=np.int64)
+        chunk_order = np.argsort([place[start] for start, _ in self._chunks], kind="stable")
+        saved = net._params.copy(), optimizer.state().copy(), optimizer.hyper().copy()
+        loss, carry = 0.0, None
+        try:
+            for k, (X, y) in enumerate(self._stream(chunk_order)):
+                start, stop = self._chunks[chunk_order[k]]
+                rows = np.argsort(place[start:stop], kind="stable")
+                if (rows[1:] < rows[:-1]).any():
+                    X, y = X[rows], y[rows]
+                if carry is not None:
+                    X, y = np.concatenate([carry[0], X]), np.concatenate([carry[1], y])
+                last = k == len(chunk_order) - 1
+                m = X.shape[0] if last else X.shape[0] - X.shape[0] % batch_size
+                carry = (X[m:].copy(), y[m:].copy()) if m < X.shape[0] else None
+                if m:
+                    loss += self._chunk_epoch(optimizer, X[:m], y[:m], batch_size)
+                del X, y
+        except BaseException:
+            net._params[...], optimizer.state()[...], optimizer.hyper()[...] = saved
+            raise
+        return loss
+
+    def _chunk_epoch(self, optimizer, X, y, batch_size):
+        """The in-memory epoch over the rows ``X``, ``y`` in their order; its loss in
+        the units of an epoch over all ``n_rows``."""
+        net, n = self.net, self.n_rows
+        m = X.shape[0]
+        local = net._engine(net, X, y)
+        if net._head.mean:  # a mean over these rows: weighted by their share
+            return local.epoch(optimizer, np.arange(m, dtype=np.int64), batch_size) * m / n
+        if not net.l2:  # a sum: adds up
+            return local.epoch(optimizer, np.arange(m, dtype=np.int64), batch_size)
+        # A sum with an L2 term, which the engine weights by each batch's share of
+        # these rows and an epoch over all rows by its share of those: batch by batch.
+        loss, order = 0.0, np.arange(batch_size, dtype=np.int64)
+        for start in range(0, m, batch_size):
+            stop = min(start + batch_size, m)
+            local.X, local.y = X[start:stop], y[start:stop]
+            l2_cost = local._l2_term()
+            J = local.epoch(optimizer, order[: stop - start], stop - start)
+            loss += J - l2_cost + l2_cost * (stop - start) / n
+        return loss
+
+
+# -- the entry points Network and training route dask inputs to ------------------------------
+
+
+def forward(net, X):
+    """The network's output for dask ``X`` (n, n0): a lazy dask array (n, nL) of the
+    network's dtype, the compiled forward pass over each chunk of rows."""
+    from dask import delayed
+
+    X = _array(X, "X")
+    n_out = net.layer_sizes[-1]
+    _check_chunks(X, "X", net.layer_sizes[0], known_rows=False)
+    params = delayed(net._params.copy(), name=f"fastbp-params-{uuid.uuid4().hex}")
+    return X.map_blocks(_forward_block, spec=NetworkSpec.of(net), params=params,
+                        dtype=net.dtype, chunks=(X.chunks[0], (n_out,)),
+                        meta=np.empty((0, n_out), net.dtype), token="fastbp-forward")
+
+
+def cost(net, X, y):
+    """``net.cost`` of dask ``X``, ``y``: one pass, nothing persisted."""
+    return DaskObjective(net, X, y, persist=False).cost()
+
+
+def cost_and_gradients(net, X, y):
+    """``net.cost_and_gradients`` of dask ``X``, ``y``: one pass, nothing persisted."""
+    J, grad = DaskObjective(net, X, y, persist=False).cost_and_gradient(
+        out=np.empty_like(net._params))
+    slices = net._slices
+    weight_grads = [grad[w0:w1].reshape(shape) for w0, w1, shape, _, _ in slices]
+    return J, weight_grads, [grad[b0:b1] for *_, b0, b1 in slices] if net.bias else None
+
+
+def check_fit_options(opts):
+    """``fit``'s options for dask ``X``, ``y``: validation data into memory (once),
+    no ``validation_fraction``."""
+    if opts.get("validation_fraction") is not None:
+        raise ValueError("validation_fraction needs X and y in memory; with dask arrays give "
+                         "validation_data=(X_val, y_val) instead")
+    data = opts.get("validation_data")
+    if data is not None and any_dask(*data):
+        import dask
+
+        opts["validation_data"] = dask.compute(*data)
+
+
+def fit_objective(net, X, y, method):
+    """The objective ``fit`` trains on: chunks persisted for the full-batch methods,
+    streamed for the mini-batch ones."""
+    return DaskObjective(net, X, y, persist=method in FULL_BATCH, for_fit=True)
