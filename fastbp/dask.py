@@ -32,17 +32,27 @@ anything is computed.
 
 Full batch: ``gd``, ``bfgs``, ``lbfgs``
 ---------------------------------------
-The validated chunks are persisted on the workers for the whole fit. Each
-iteration ships the parameters once (one piece of the iteration's graph, which
-the workers pass among themselves), runs one task per chunk (the compiled cost
-and gradient of the chunk, a mean-type loss weighted by the chunk's share of
-all rows) and sums them in a tree (:data:`SPLIT_EVERY` parts per sum). The L2
-term is added once, on the client. :class:`DaskObjective` implements
+The validated chunks are persisted on the workers for the whole fit. The pass
+over a chunk is its compiled cost and gradient, a mean-type loss weighted by
+the chunk's share of all rows. On a distributed client an iteration is one task
+per thread of each worker that holds chunks (at most one per chunk): it runs
+the passes of its share of that worker's chunks, shares of rows as even as
+whole chunks allow, one after the other and returns their sum, so the iteration
+costs the scheduler a few tasks however many chunks there are, and no chunk
+moves. The parameters travel inside those tasks (or, when all copies together
+would exceed :data:`INLINE_BYTES`, as one task that they all read), and the
+client adds their sums (up to :data:`SPLIT_EVERY` of them; more are first added
+in a tree on the cluster). Where the chunks are is asked of the scheduler once,
+and again only after an iteration whose tasks ran elsewhere than planned (a
+worker lost or restarted). On dask's local scheduler each chunk is one task,
+summed in a tree (:data:`SPLIT_EVERY` parts per sum). The L2 term is added
+once, on the client. :class:`DaskObjective` implements
 :class:`fastbp.objective.Objective`, so scipy's BFGS runs unchanged on it; each
 iteration costs a round trip to the scheduler (milliseconds) on top of the
 passes. A worker lost between or during iterations costs the recomputation of
-its chunks from the graph (dask's own recovery, with the same result); a task
-that keeps killing workers, or a lost scheduler, ends the fit with dask's error
+its chunks from the graph (dask's own recovery, with the same result; the
+parameters, carried by the tasks, are recomputed too); a task that keeps
+killing workers, or a lost scheduler, ends the fit with dask's error
 (``KilledWorker``, ...), the parameters those of the last point whose cost and
 gradient were computed.
 
@@ -67,6 +77,7 @@ the optimizer's state of the epoch's start before it propagates.
 import contextlib
 import sys
 import threading
+import time
 import uuid
 from typing import NamedTuple
 
@@ -81,6 +92,11 @@ _DASK_MODULES = ("dask.", "dask_expr.")
 _modules = sys.modules
 #: Parts added per task of the tree that sums the chunks' costs and gradients.
 SPLIT_EVERY = 8
+#: Bytes of parameters (one copy per task) that an iteration on a distributed
+#: client sends inside its tasks; more are sent once, as a task of their own.
+INLINE_BYTES = 4 << 20
+# Passes shorter than this keep their results until the next pass's tasks are sent.
+_HOLD_SECONDS = 0.1
 
 
 def is_dask_collection(x):
@@ -188,6 +204,33 @@ def _add(*parts):
     for g in grads[1:]:
         total += g
     return J, total
+
+
+def _worker_pass(spec, params, parts, scales, gradient, where):
+    """``(data cost, float64 gradient or None, placed)`` summed over ``parts``
+    (chunks that one worker holds) in their order; ``placed``: whether this ran
+    on the worker ``where`` that was meant to hold them."""
+    from distributed import get_worker
+
+    J, total = 0.0, None
+    for part, scale in zip(parts, scales):
+        Jc, grad = _pass(spec, params, part, scale, gradient)
+        J += Jc
+        if grad is not None:
+            if total is None:
+                total = grad  # a new array of this call's: added to in place
+            else:
+                total += grad
+    return J, total, get_worker().address == where
+
+
+def _add_placed(*parts):
+    """The sum of :func:`_worker_pass` results; placed only if all were."""
+    return (*_add(*parts), all(p[2] for p in parts))
+
+
+def _identity(x):
+    return x
 
 
 def _forward_block(X, spec=None, params=None, block_info=None):
@@ -316,12 +359,26 @@ class DaskObjective(Objective):
         self._chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         parts = [delayed(_prepare)(self.spec, xb, yb, int(a), int(b), for_fit)
                  for (xb, yb), a, b in zip(pairs, bounds[:-1], bounds[1:]) if b > a]
-        if persist:
+        # a distributed client that holds the persisted chunks as futures, or None
+        self._client = client = _client() if persist else None
+        self._groups = None  # (worker, its chunks' indices) pairs: see _locate
+        self._held = []  # the last iteration's futures: see _cluster_pass
+        if client is not None:
+            from distributed import wait
+
+            parts = client.compute(parts)
+            wait(parts)
+            for part in parts:  # the validation's error now, not at the first pass
+                if part.status in ("error", "cancelled"):
+                    part.result()
+        elif persist:
             parts = list(dask.persist(*parts))
             # waits for the validation, and raises its error now, not at the first pass
             dask.compute(*[delayed(_rows)(p) for p in parts])
         self._parts = parts
         self.persisted = persist
+        if client is not None:
+            self._groups = self._locate()
 
     @property
     def n_rows(self):
@@ -331,29 +388,114 @@ class DaskObjective(Objective):
     def n_chunks(self):
         return len(self._parts)
 
-    # -- full passes: one task per chunk, summed on the cluster --
+    # -- full passes: one task per worker (or per chunk), summed --
+
+    def _scales(self, data_scale):
+        """Each chunk's ``data_scale``: a mean-type loss weighted by its share of rows."""
+        n = self.n_rows
+        if not self.net._head.mean:
+            return [data_scale] * len(self._chunks)
+        return [data_scale * (stop - start) / n for start, stop in self._chunks]
+
+    def _locate(self):
+        """``[(worker, [chunk index, ...]), ...]``: the persisted chunks grouped by the
+        worker that holds each (``None``: none now), in as many groups per worker as
+        it has threads (at most one per chunk), of rows as even as whole chunks
+        allow; in the order of their first chunks. A chunk held by several workers
+        goes to the one with the fewest rows so far."""
+        client = self._client
+        who_has, nthreads = client.who_has(self._parts), client.nthreads()
+        sizes = [stop - start for start, stop in self._chunks]
+        held, rows = {}, {}
+        for c, part in enumerate(self._parts):
+            holders = who_has.get(part.key) or [None]
+            where = min(holders, key=lambda w: rows.get(w, 0))
+            rows[where] = rows.get(where, 0) + sizes[c]
+            held.setdefault(where, []).append(c)
+        groups = []
+        for where, chunks in held.items():
+            split = [[] for _ in range(min(max(nthreads.get(where, 1), 1), len(chunks)))]
+            load = [0] * len(split)
+            for c in sorted(chunks, key=lambda c: -sizes[c]):  # largest first
+                k = load.index(min(load))
+                split[k].append(c)
+                load[k] += sizes[c]
+            groups += [(where, sorted(g)) for g in split]
+        return sorted(groups, key=lambda group: group[1][0])
 
     def _full_pass(self, data_scale, gradient):
-        """``(data cost, float64 gradient or None)`` at ``data_scale``: one task per
-        chunk, the parameters shipped once."""
+        """``(data cost, float64 gradient or None)`` at ``data_scale``."""
+        if self._client is not None:
+            return self._cluster_pass(data_scale, gradient)
         import dask
         from dask import delayed
 
-        net, n = self.net, self.n_rows
+        net = self.net
         # the parameters travel once per pass, as one piece of the graph that the
         # chunks' tasks share: a worker lost on the way gets them again from the
         # graph (scattered data, once lost, could not be recomputed)
         params = delayed(net._params.copy(), name=f"fastbp-params-{uuid.uuid4().hex}")
-        mean = net._head.mean
-        tasks = [delayed(_pass)(self.spec, params, part,
-                                data_scale * (stop - start) / n if mean else data_scale,
-                                gradient)
-                 for part, (start, stop) in zip(self._parts, self._chunks)]
+        tasks = [delayed(_pass)(self.spec, params, part, scale, gradient)
+                 for part, scale in zip(self._parts, self._scales(data_scale))]
         while len(tasks) > 1:
             tasks = [delayed(_add)(*tasks[i : i + SPLIT_EVERY])
                      for i in range(0, len(tasks), SPLIT_EVERY)]
         with _graph_of(net._params.nbytes):
             (J, grad), = dask.compute(tasks[0])
+        return float(J), grad
+
+    def _cluster_pass(self, data_scale, gradient):
+        """:meth:`_full_pass` on the distributed client that holds the chunks: one
+        task per worker over the chunks that it holds, submitted directly (no
+        collection to build or optimise), the parameters inside the tasks."""
+        client, parts = self._client, self._parts
+        if self._groups is None:
+            self._groups = self._locate()
+        groups = self._groups
+        params = self.net._params.copy()
+        scales = self._scales(data_scale)
+        # Tuple keys give each iteration a task group of its own, a few tasks large,
+        # which the scheduler never takes for root tasks to spread regardless of
+        # where their data are. The parameters are part of the tasks (or of one
+        # task they read): a lost worker's tasks get them again, as they would
+        # from a graph (scattered data, once lost, could not be recomputed).
+        name = uuid.uuid4().hex
+        started = time.perf_counter()
+        submitted = []
+        with _graph_of(params.nbytes):
+            if params.nbytes * len(groups) > INLINE_BYTES:
+                params = client.submit(_identity, params, key=(f"fastbp-params-{name}", 0))
+                submitted.append(params)
+            futures = [
+                client.submit(_worker_pass, self.spec, params, [parts[c] for c in chunks],
+                              [scales[c] for c in chunks], gradient, where,
+                              key=(f"fastbp-pass-{name}", i),
+                              **({} if where is None else
+                                 dict(workers=[where], allow_other_workers=True)))
+                for i, (where, chunks) in enumerate(groups)]
+        level = 0
+        while len(futures) > SPLIT_EVERY:
+            submitted += futures
+            futures = [client.submit(_add_placed, *futures[i : i + SPLIT_EVERY],
+                                     key=(f"fastbp-sum-{name}-{level}", i // SPLIT_EVERY))
+                       for i in range(0, len(futures), SPLIT_EVERY)]
+            level += 1
+        # The client sends to the scheduler at most once per 10 ms. Released as
+        # soon as they arrive, an iteration's results would take a send of their
+        # own, which the next iteration's tasks would wait behind; a short pass's
+        # results are therefore held until the next tasks are sent, and released
+        # right after them, most often in the same send.
+        self._held = submitted + futures
+        try:
+            J, grad, placed = _add_placed(*client.gather(futures))
+        except BaseException:
+            self._groups = None  # where the chunks are is asked again next time
+            self._held = []
+            raise
+        if time.perf_counter() - started > _HOLD_SECONDS:
+            self._held = []  # a held result is recomputed if its worker is lost
+        if not placed:
+            self._groups = None
         return float(J), grad
 
     def _add_l2_gradient(self, grad):
@@ -403,6 +545,10 @@ class DaskObjective(Objective):
         the next one while the current one is used when a cluster computes them."""
         import dask
 
+        if self._client is not None:  # persisted on a cluster: fetched one at a time
+            for c in chunk_order:
+                yield self._parts[c].result()
+            return
         client = _client()
         if client is None:
             for c in chunk_order:

@@ -1,6 +1,7 @@
 """Dask arrays as data (fastbp.dask): the same costs, gradients, outputs and
 trained weights as in memory, on a two-process local cluster and on dask's local
-scheduler; refusals before anything trains; a worker lost mid-fit."""
+scheduler; an iteration on a client as one task per worker thread where the
+chunks are; refusals before anything trains; a worker lost mid-fit."""
 
 import os
 import subprocess
@@ -116,6 +117,97 @@ def test_lbfgs_over_dask_ends_at_the_in_memory_result(client):
     np.testing.assert_allclose(b, a, rtol=1e-8, atol=1e-8)
     assert nets[1].n_iter_ == nets[0].n_iter_
     np.testing.assert_allclose(nets[1].loss_curve_, nets[0].loss_curve_, rtol=1e-10)
+
+
+def _tasks(client, call):
+    """``call()``'s result and the keys of the tasks that ran for it, by name."""
+    with distributed.get_task_stream(client) as stream:
+        result = call()
+    names = Counter()
+    for task in stream.data:
+        key = task["key"]
+        words = (key[0] if isinstance(key, tuple) else key).split("-")
+        names["-".join(w for w in words if len(w) != 32)] += 1  # less the unique token
+    return result, names, stream.data
+
+
+def test_an_iteration_on_a_client_is_one_task_per_worker_where_its_chunks_are(client):
+    X, y = _data()
+    net = _net()
+    params = net.get_params() * 0.5
+    J1, g1 = net.objective(X, y).cost_and_gradient(params)
+    objective = net.objective(*_dask(X, y))
+    holders = {w for ws in client.who_has(objective._parts).values() for w in ws}
+    for _ in range(2):
+        (J2, g2), names, data = _tasks(client, lambda: objective.cost_and_gradient(params))
+        assert J2 == pytest.approx(J1, rel=1e-12) and _rel(g2, g1) < 1e-12
+        # no chunk recomputed, no parameters' task, no sum on the cluster
+        assert names == {"fastbp-pass": len(holders)}
+        assert {task["worker"] for task in data} == holders
+        assert objective._groups is not None  # each ran where planned: nothing asked again
+    J3 = objective.cost()
+    assert J3 == pytest.approx(net.objective(X, y).cost(), rel=1e-12)
+
+
+def test_shared_parameters_a_summing_tree_and_stale_locations_give_the_same_result(
+        client, monkeypatch):
+    X, y = _data()
+    net = _net()
+    params = net.get_params() * 0.5
+    J1, g1 = net.objective(X, y).cost_and_gradient(params)
+    objective = net.objective(*_dask(X, y))
+    # one group per chunk (four tasks), summed two by two on the cluster, the
+    # parameters sent once as a task of their own
+    monkeypatch.setattr(fdask, "SPLIT_EVERY", 2)
+    monkeypatch.setattr(fdask, "INLINE_BYTES", 0)
+    objective._groups = [(where, [c]) for where, chunks in objective._groups for c in chunks]
+    (J2, g2), names, _ = _tasks(client, lambda: objective.cost_and_gradient(params))
+    assert names == {"fastbp-params": 1, "fastbp-pass": len(CHUNKS), "fastbp-sum-0": 2}
+    assert J2 == pytest.approx(J1, rel=1e-12) and _rel(g2, g1) < 1e-12
+    assert objective._groups is not None
+    # planned on a worker that is not there: the task runs where the data are, the
+    # result is the same, and the chunks are located again
+    monkeypatch.undo()
+    objective._groups = [("tcp://127.0.0.1:9", list(range(len(CHUNKS))))]
+    J3, g3 = objective.cost_and_gradient(params)
+    assert J3 == pytest.approx(J1, rel=1e-12) and _rel(g3, g1) < 1e-12
+    assert objective._groups is None
+    J4, g4 = objective.cost_and_gradient(params)
+    assert J4 == pytest.approx(J1, rel=1e-12) and _rel(g4, g1) < 1e-12
+    assert objective._groups is not None
+
+
+def test_a_worker_with_threads_gets_a_task_per_thread_of_even_rows():
+    X, y = _data()
+    net = _net()
+    params = net.get_params() * 0.5
+    J1, g1 = net.objective(X, y).cost_and_gradient(params)
+    # beside the module's cluster: the scheduler's HTTP server on a port of its own
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                                  host="127.0.0.1", dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        objective = net.objective(*_dask(X, y))
+        (worker,) = client.nthreads()
+        # rows (30, 7, 41, 25): 41 + 7 on one thread, 30 + 25 on the other
+        assert objective._groups == [(worker, [0, 3]), (worker, [1, 2])]
+        (J2, g2), names, _ = _tasks(client, lambda: objective.cost_and_gradient(params))
+        assert names == {"fastbp-pass": 2}
+        assert J2 == pytest.approx(J1, rel=1e-12) and _rel(g2, g1) < 1e-12
+        assert objective._groups is not None
+
+
+def test_a_persisted_objective_streams_its_epochs_from_the_workers(client):
+    X, y = _data()
+    nets = [_net(), _net()]
+    objectives = [nets[0].objective(X, y), nets[1].objective(*_dask(X, y))]
+    assert objectives[1].persisted
+    losses = []
+    for net, objective in zip(nets, objectives):
+        optimizer = fastbp.optimizers.SGD(learning_rate=0.05, momentum=0.5)
+        optimizer.start(net._params)
+        losses.append([objective.epoch(optimizer, np.arange(N), 8) for _ in range(2)])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-12)
+    assert _rel(nets[1].get_params(), nets[0].get_params()) < 1e-12
 
 
 def test_predict_is_lazy_maps_the_chunks_and_matches(client):
