@@ -22,6 +22,10 @@ def test_the_readme_has_snippets_to_run():
     assert len(_snippets()) >= 3
 
 
+# The compiled run covers the snippets; with the kernels as plain Python their
+# training (a dask fit over 20 000 rows, a 200-epoch sine) takes minutes.
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1",
+                    reason="trains for minutes as plain Python; run with the compiler")
 @pytest.mark.parametrize("index", range(len(_snippets())))
 def test_each_readme_snippet_runs_on_its_own(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # snippets may write files
