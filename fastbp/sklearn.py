@@ -177,30 +177,27 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in sizes]
 
     def _check_params(self):
-        """Validate the hyperparameters (at fit time, as scikit-learn does)."""
+        """Validate the hyperparameters (at fit time, as scikit-learn does), with
+        fastbp's own checks; scikit-learn expects a ValueError for every bad one."""
         self._hidden_sizes()
-        _choice(self.activation, "activation", ACTIVATIONS)
-        _choice(self.solver, "solver", SOLVERS)
-        _number(self.alpha, "alpha", 0.0)
+        _param(v.choice, self.activation, "activation", ACTIVATIONS)
+        _param(v.choice, self.solver, "solver", SOLVERS)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            _number(self.batch_size, "batch_size", 1, integral=True)
-        _number(self.learning_rate_init, "learning_rate_init", 0.0, low_open=True)
-        _number(self.max_iter, "max_iter", 1, integral=True)
-        _number(self.tol, "tol", 0.0)
-        _number(self.momentum, "momentum", 0.0, 1.0, high_open=True)
-        _number(self.validation_fraction, "validation_fraction", 0.0, 1.0, high_open=True)
-        _number(self.beta_1, "beta_1", 0.0, 1.0, high_open=True)
-        _number(self.beta_2, "beta_2", 0.0, 1.0, high_open=True)
-        _number(self.epsilon, "epsilon", 0.0, low_open=True)
+            _param(v.positive_int, self.batch_size, "batch_size")
+        _param(v.positive_int, self.max_iter, "max_iter")
         if self.n_iter_no_change != np.inf:
-            _number(self.n_iter_no_change, "n_iter_no_change", 1, integral=True)
+            _param(v.positive_int, self.n_iter_no_change, "n_iter_no_change")
+        for name, low, high, low_open in (
+                ("alpha", 0.0, None, False), ("learning_rate_init", 0.0, None, True),
+                ("tol", 0.0, None, False), ("momentum", 0.0, 1.0, False),
+                ("validation_fraction", 0.0, 1.0, False), ("beta_1", 0.0, 1.0, False),
+                ("beta_2", 0.0, 1.0, False), ("epsilon", 0.0, None, True)):
+            _param(v.real_number, getattr(self, name), name, low=low, high=high,
+                   low_open=low_open, high_open=high is not None)
         for name in ("shuffle", "early_stopping"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
-        try:
-            v.float_dtype(self.dtype)
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
+        _param(v.float_dtype, self.dtype)
 
     # -- fitting ----------------------------------------------------------------
 
@@ -529,23 +526,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
 
-def _choice(value, name, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)}; got {value!r}")
-
-
-def _number(value, name, low=None, high=None, *, low_open=False, high_open=False,
-            integral=False):
-    """Raise ValueError unless ``value`` is a real number (an int when ``integral``)
-    in the given range."""
-    kind = numbers.Integral if integral else numbers.Real
-    if not isinstance(value, kind) or isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be {'an int' if integral else 'a real number'}; "
-                         f"got {value!r}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high or value != value:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {lo}{low}, {high if high is not None else 'inf'}"
-                         f"{hi}; got {value!r}")
+def _param(check, *args, **kwargs):
+    """``check`` (a :mod:`fastbp.kernels._validation` function) with its TypeError
+    raised as the ValueError scikit-learn's estimator checks expect."""
+    try:
+        return check(*args, **kwargs)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
