@@ -316,7 +316,10 @@ class Network:
         -------
         float
         """
-        X, y = self._check_Xy(X, y)
+        return self._score(*self._check_Xy(X, y))
+
+    def _score(self, X, y):
+        """:meth:`score` of validated ``X``, ``y`` (what early stopping calls each epoch)."""
         yhat = self._engine.forward(self, X)
         if self.loss == "cross_entropy":
             if not np.isin(y, (0, 1)).all():

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from . import dask as _dask
+from .kernels import ACTIVATIONS
 from .kernels import _validation as v
 from .optimizers import OPTIMIZERS
 
@@ -38,10 +39,8 @@ class ConvergenceWarning(UserWarning):
 
 def _check_targets_reachable(net, y):
     """Refuse targets that the output activation can never produce."""
-    from .network import OUTPUT_RANGES
-
     act = net.activations[-1]
-    low, high = OUTPUT_RANGES[act]
+    low, high = ACTIVATIONS[act].output_range
     y_min, y_max = float(y.min()), float(y.max())
     if y_min < low or y_max > high:
         raise ValueError(
@@ -198,7 +197,7 @@ def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, 
                 "the end of the previous epoch (try a smaller learning_rate)"
             )
         if validation is not None:
-            net.validation_scores_.append(_score(net, validation))
+            net.validation_scores_.append(net._score(validation.X, validation.y))
             merit = net.validation_scores_[-1]
         else:
             merit = -loss
@@ -223,11 +222,6 @@ def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, 
                 "to go on", ConvergenceWarning, stacklevel=4)
     if best_params is not None:
         net.set_params(best_params)
-
-
-def _score(net, validation):
-    """``net.score`` of the validation objective's (already validated) data."""
-    return net.score(validation.X, validation.y)
 
 
 def _fit_bfgs(net, objective, method, max_iter, tol, progress, callback):
