@@ -52,9 +52,10 @@ class W1SeedNetwork:
             call()
 
 
-class W2SGDEpoch:
-    """One SGD epoch, 784-128-10 sigmoid, 60000 MNIST-shaped examples."""
+class _MnistShapedEpoch:
+    """One epoch of a 784-128-10 network over 60000 MNIST-shaped examples."""
 
+    workload = None  # key of common.prepared
     params = [DTYPES, W2_BATCH_SIZES, NETWORK_IMPLS]
     param_names = ["dtype", "batch_size", "impl"]
     number = 1
@@ -63,25 +64,24 @@ class W2SGDEpoch:
     timeout = 900
 
     def setup(self, dtype, batch_size, impl):
-        self.epoch = prepared("w2", impl, dtype, batch_size)
+        self.epoch = prepared(self.workload, impl, dtype, batch_size)
+
+
+class W2SGDEpoch(_MnistShapedEpoch):
+    """One SGD epoch, 784-128-10 sigmoid."""
+
+    workload = "w2"
 
     def time_sgd_epoch(self, dtype, batch_size, impl):
         self.epoch()
 
 
-class W5AdamEpoch:
+class W5AdamEpoch(_MnistShapedEpoch):
     """One Adam epoch over the W2 data, 784-128-10 (sigmoid hidden layer, softmax
     output, mean categorical cross-entropy), learning rate 1e-3."""
 
+    workload = "w5"
     params = [DTYPES, W5_BATCH_SIZES, NETWORK_IMPLS]
-    param_names = ["dtype", "batch_size", "impl"]
-    number = 1
-    repeat = (2, 5, 20.0)
-    warmup_time = 0
-    timeout = 900
-
-    def setup(self, dtype, batch_size, impl):
-        self.epoch = prepared("w5", impl, dtype, batch_size)
 
     def time_adam_epoch(self, dtype, batch_size, impl):
         self.epoch()
