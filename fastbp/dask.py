@@ -570,7 +570,7 @@ class DaskObjective(Objective):
         place = np.empty(n, np.int64)
         place[order] = np.arange(n, dtype=np.int64)
         chunk_order = np.argsort([place[start] for start, _ in self._chunks], kind="stable")
-        saved = net._params.copy(), optimizer.state().copy(), optimizer.hyper().copy()
+        saved = net._params.copy(), optimizer.state.copy(), optimizer.hyper.copy()
         loss, carry = 0.0, None
         try:
             for k, (X, y) in enumerate(self._stream(chunk_order)):
@@ -587,7 +587,7 @@ class DaskObjective(Objective):
                     loss += self._chunk_epoch(optimizer, X[:m], y[:m], batch_size)
                 del X, y
         except BaseException:
-            net._params[...], optimizer.state()[...], optimizer.hyper()[...] = saved
+            net._params[...], optimizer.state[...], optimizer.hyper[...] = saved
             raise
         return loss
 

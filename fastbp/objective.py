@@ -144,7 +144,7 @@ class CompiledObjective(Objective):
                            np.empty(batch_size * net.layer_sizes[-1], net.dtype))
         return float(fused.minibatch_epoch(
             net._params, net._layout, self.X, self.y, order, batch_size, optimizer.rule,
-            optimizer.hyper(), optimizer.state(), net.l2, not net._head.mean,
+            optimizer.hyper, optimizer.state, net.l2, not net._head.mean,
             _workspace(net, batch_size), self._gradient_buffer(None), *self._batch))
 
     @staticmethod

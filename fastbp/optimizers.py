@@ -4,7 +4,7 @@ compiled update (:mod:`fastbp.kernels._optimizers`).
 An optimizer is made from ``fit``'s options, validates them, and holds the state
 its rule carries from step to step (velocity, moments). Both gradient engines
 step with it: the compiled epoch through :attr:`Optimizer.rule` and the arrays
-:meth:`Optimizer.hyper` and :meth:`Optimizer.state`, the reference one through
+``Optimizer.hyper`` and ``Optimizer.state``, the reference one through
 :meth:`Optimizer.step`. Adding one: a class here, registered in
 :data:`OPTIMIZERS`, with its compiled update in ``kernels/_optimizers.py``.
 """
@@ -27,8 +27,9 @@ class Optimizer:
 
     def __init__(self, **options):
         self.options = {**self.defaults, **options}
-        self._state = None
-        self._hyper = None
+        #: the float64 hyperparameters the compiled update reads (and, for a step
+        #: count, advances), and the state rows ``(n_state, n_params)``: made by start
+        self.hyper = self.state = None
 
     @property
     def rule(self):
@@ -36,17 +37,8 @@ class Optimizer:
 
     def start(self, params):
         """Fresh state for the flat parameters ``params`` (at the start of ``fit``)."""
-        self._state = np.zeros((max(self.n_state, 1), params.size), params.dtype)
-        self._hyper = np.array(self._hyperparameters(), np.float64)
-
-    def hyper(self):
-        """The float64 hyperparameter array the compiled update reads (and, for a
-        step count, advances)."""
-        return self._hyper
-
-    def state(self):
-        """The state rows ``(n_state, n_params)``, updated in place."""
-        return self._state
+        self.state = np.zeros((max(self.n_state, 1), params.size), params.dtype)
+        self.hyper = np.array(self._hyperparameters(), np.float64)
 
     def step(self, params, grad):
         """Step ``params`` in place from ``grad`` in NumPy, as the compiled rule does."""
@@ -74,10 +66,10 @@ class SGD(Optimizer):
         return [self.options["learning_rate"], self.options["momentum"]]
 
     def step(self, params, grad):
-        lr, mu = (params.dtype.type(x) for x in self._hyper[:2])
+        lr, mu = (params.dtype.type(x) for x in self.hyper[:2])
         grad *= lr  # in place: the buffer is rewritten by the next batch
         if self.rule_name == "momentum":
-            velocity = self._state[0]
+            velocity = self.state[0]
             velocity *= mu
             velocity -= grad
             params += velocity
@@ -108,12 +100,12 @@ class Adam(Optimizer):
         return [o["learning_rate"], *o["betas"], o["eps"], 0.0]  # last: steps taken
 
     def step(self, params, grad):
-        self._hyper[4] += 1.0
-        lr, beta1, beta2, eps, t = self._hyper
+        self.hyper[4] += 1.0
+        lr, beta1, beta2, eps, t = self.hyper
         dt = params.dtype.type
         step_size = dt(lr / (1.0 - beta1**t))
         root_correction = dt(np.sqrt(1.0 - beta2**t))
-        m, s = self._state
+        m, s = self.state
         m += dt(1.0 - beta1) * (grad - m)
         s *= dt(beta2)
         s += dt(1.0 - beta2) * grad * grad

@@ -76,7 +76,7 @@ def test_plain_adam_epochs_take_the_steps_fit_takes(dtype):
         twin.adam_epoch(X, y, 8, 0.05, np.random.default_rng(0), (0.8, 0.99), 1e-7)
         net.fit(X[order], y[order], method="adam", epochs=1, batch_size=8, learning_rate=0.05,
                 betas=(0.8, 0.99), eps=1e-7, shuffle=False, resume=True)
-    assert twin.adam_state[0] == net.optimizer_.hyper()[4] == 14
+    assert twin.adam_state[0] == net.optimizer_.hyper[4] == 14
     assert np.abs(net.get_params() - start).max() > 0.1
     for a, b in zip(twin.W + twin.b, net.weights + net.biases):
         assert a.dtype == dtype
