@@ -65,11 +65,9 @@ def _options(method, options):
             opts[name] = v.positive_int(opts[name], name)
     if opts["tol"] is not None:
         opts["tol"] = v.real_number(opts["tol"], "tol", low=0.0)
-    if "shuffle" in allowed and not isinstance(opts["shuffle"], (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False; got {opts['shuffle']!r}")
     if opts["callback"] is not None and not callable(opts["callback"]):
         raise TypeError(f"callback must be callable; got {opts['callback']!r}")
-    for name in ("restore_best", "resume"):
+    for name in ("shuffle", "restore_best", "resume"):
         if name in allowed and not isinstance(opts[name], (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False; got {opts[name]!r}")
     if opts.get("validation_fraction") is not None:
