@@ -7,9 +7,10 @@ All parameters live in one flat array (per layer ``W.ravel()`` then ``b``);
 import numpy as np
 
 from . import dask as _dask
-from . import io, training
+from . import io, threads, training
 from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _tables
 from .kernels import _network as fused
+from .kernels import _parallel
 from .kernels import _validation as v
 from .objective import ENGINES
 
@@ -72,7 +73,9 @@ class Network:
         self._slices = _parameter_slices(sizes, self.bias)
         self._params = np.zeros(n_params, self.dtype)
         self._work = np.empty(0, self.dtype)
-        self._work_per_row = fused.workspace_size(self._layout, 1)
+        # the threaded passes' workspace holds the serial ones'
+        self._work_per_row = _parallel.workspace_size(self._layout, 1)
+        self._parallel_rows = threads.min_parallel_rows(sizes)
         rng = v.generator(seed)
         for W in self.weights:
             W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])

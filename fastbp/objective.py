@@ -12,10 +12,13 @@ Each gradient engine is one subclass, listed in :data:`ENGINES` under the name
 this interface only; a new engine (threads, a cluster) is one more subclass.
 """
 
+from contextlib import nullcontext
+
 import numpy as np
 
-from . import reference
+from . import reference, threads
 from .kernels import _network as fused
+from .kernels import _parallel
 from .kernels._jit import specialisation
 
 #: Rows per chunk for forward passes and costs (bounds workspace memory).
@@ -94,7 +97,9 @@ class Objective:
 
 
 class CompiledObjective(Objective):
-    """The fused Numba passes of :mod:`fastbp.kernels`."""
+    """The fused Numba passes of :mod:`fastbp.kernels`: serial ones for small
+    passes, the threaded ones of :mod:`fastbp.kernels._parallel` for large passes
+    (see :mod:`fastbp.threads`)."""
 
     _batch = None  # the epoch's gathered batch: (X rows, y rows), flat
     _bound = None  # (compiled pass, its arguments, the gradient buffer): see _bind
@@ -103,11 +108,17 @@ class CompiledObjective(Objective):
         net, n = self.net, self.n_rows
         mean = net._head.mean
         total = 0.0
-        for start, stop, work in _chunks(net, n):
-            J = fused.cost_only(net._params, net._layout, self.X[start:stop],
-                                self.y[start:stop], work, 0.0)
-            # mean-type costs are means over the chunk: weight them by its share
-            total += J * (stop - start) / n if mean else J
+        n_threads = _threads(net, min(n, CHUNK_ROWS))
+        with _running(n_threads):
+            for start, stop, work in _chunks(net, n):
+                X, y = self.X[start:stop], self.y[start:stop]
+                if n_threads > 1:
+                    J = _parallel.cost_only(net._params, net._layout, X, y, work,
+                                            *_blocks(n_threads))
+                else:
+                    J = fused.cost_only(net._params, net._layout, X, y, work, 0.0)
+                # mean-type costs are means over the chunk: weight them by its share
+                total += J * (stop - start) / n if mean else J
         return float(self.data_scale * total + self._l2_term())
 
     def cost_and_gradient(self, params=None, out=None):
@@ -115,18 +126,23 @@ class CompiledObjective(Objective):
             self.net._params[...] = params
         if out is None:
             bound = self._bound
-            if bound is not None:  # an optimizer's call: kept lean
+            if bound is not None:  # an optimizer's call on a small pass: kept lean
                 return float(bound[0](*bound[1])), bound[2]
             out = self._gradient_buffer(None)
         net, X = self.net, self.X
+        n = X.shape[0]
         work = net._work
-        if work.size < X.shape[0] * net._work_per_row:
-            work = _workspace(net, X.shape[0])
-        J = float(fused.cost_and_gradient(net._params, net._layout, X, self.y, work, out, net.l2,
-                                          self.data_scale))
-        if out is self._grad:
-            self._bind((net._params, net._layout, X, self.y, work, out, net.l2,
-                        self.data_scale))
+        if work.size < n * net._work_per_row:
+            work = _workspace(net, n)
+        n_threads = _threads(net, n)
+        args = (net._params, net._layout, X, self.y, work, out, net.l2, self.data_scale)
+        if n_threads > 1:
+            with threads.large_pass(True):
+                return float(_parallel.cost_and_gradient(*args, *_blocks(n_threads))), out
+        with _running(n_threads):
+            J = float(fused.cost_and_gradient(*args))
+        if out is self._grad and n_threads == 0:
+            self._bind(args)
         return J, out
 
     def _bind(self, args):
@@ -142,17 +158,28 @@ class CompiledObjective(Objective):
         if self._batch is None or self._batch[0].size < batch_size * net.layer_sizes[0]:
             self._batch = (np.empty(batch_size * net.layer_sizes[0], net.dtype),
                            np.empty(batch_size * net.layer_sizes[-1], net.dtype))
-        return float(fused.minibatch_epoch(
-            net._params, net._layout, self.X, self.y, order, batch_size, optimizer.rule,
-            optimizer.hyper, optimizer.state, net.l2, not net._head.mean,
-            _workspace(net, batch_size), self._gradient_buffer(None), *self._batch))
+        args = (net._params, net._layout, self.X, self.y, order, batch_size, optimizer.rule,
+                optimizer.hyper, optimizer.state, net.l2, not net._head.mean,
+                _workspace(net, batch_size), self._gradient_buffer(None), *self._batch)
+        n_threads = _threads(net, min(batch_size, self.n_rows))
+        with _running(n_threads):
+            if n_threads > 1:
+                return float(_parallel.minibatch_epoch(*args, *_blocks(n_threads)))
+            return float(fused.minibatch_epoch(*args))
 
     @staticmethod
     def forward(net, X):
         yhat = np.empty((X.shape[0], net.layer_sizes[-1]), net.dtype)
-        for start, stop, work in _chunks(net, X.shape[0]):
-            off = fused.forward_pass(net._params, net._layout, X[start:stop], work)
-            yhat[start:stop] = work[off : off + yhat[start:stop].size].reshape(stop - start, -1)
+        n_threads = _threads(net, min(X.shape[0], CHUNK_ROWS))
+        with _running(n_threads):
+            for start, stop, work in _chunks(net, X.shape[0]):
+                if n_threads > 1:
+                    off = _parallel.forward_pass(net._params, net._layout, X[start:stop], work,
+                                                 n_threads * threads.BLOCKS_PER_THREAD)
+                else:
+                    off = fused.forward_pass(net._params, net._layout, X[start:stop], work)
+                rows = yhat[start:stop]
+                rows[...] = work[off : off + rows.size].reshape(stop - start, -1)
         return yhat
 
 
@@ -202,6 +229,25 @@ class ReferenceObjective(Objective):
 
 #: ``Network(backend=...)`` name -> its gradient engine.
 ENGINES = {"numba": CompiledObjective, "numpy": ReferenceObjective}
+
+
+def _threads(net, n_rows):
+    """Threads of a pass over ``n_rows`` rows: 0 for a small pass (serial, BLAS
+    left alone), else :func:`fastbp.threads.pass_threads` (1: serial)."""
+    if n_rows < net._parallel_rows:
+        return 0
+    return threads.pass_threads()
+
+
+def _running(n_threads):
+    """The context a pass with ``n_threads`` (see :func:`_threads`) runs in."""
+    return threads.large_pass(n_threads > 1) if n_threads else nullcontext()
+
+
+def _blocks(n_threads):
+    """``(n_blocks, partial)`` arguments of a parallel pass on ``n_threads``."""
+    n_blocks = n_threads * threads.BLOCKS_PER_THREAD
+    return n_blocks, np.empty(n_blocks, np.float64)
 
 
 def _workspace(net, n):

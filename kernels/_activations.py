@@ -199,6 +199,24 @@ def backprop_through(d, s, code):
 
 
 @kernel
+def times_prime_of_output(s, a, code):
+    """``s *= f'(z)`` given ``a = f(z)``, flat: the delta of a layer whose
+    activations must be kept (a parallel pass needs them after every delta)."""
+    one = s.dtype.type(1.0)
+    if code == SIGMOID:
+        for i in range(s.size):
+            s[i] *= prime_from_output(a[i], SIGMOID, one)
+    elif code == TANH:
+        for i in range(s.size):
+            s[i] *= prime_from_output(a[i], TANH, one)
+    elif code == RELU:
+        for i in range(s.size):
+            s[i] *= prime_from_output(a[i], RELU, one)
+    elif code != IDENTITY:
+        _unknown(code)
+
+
+@kernel
 def prime_1d(z, out, code):
     """``out = f'(z)``, flat, element-wise activations."""
     one = z.dtype.type(1.0)

@@ -4,6 +4,8 @@ of :data:`._tables.HEADS` (a loss with the output activations it is defined for)
 A head sees the output activations ``a`` and pre-activations ``z`` (flat,
 ``n`` rows of ``m``) and the targets ``y``; it returns the data cost times
 ``data_scale`` and, when asked, overwrites ``a`` by ``data_scale * dJ/dz``.
+Means are over ``n_mean`` rows: a parallel pass hands each head a block of the
+batch's rows, and the blocks' costs add up to the batch's.
 Adding a head: its row in the table, one branch here, its twin in
 :func:`fastbp.reference.head_cost_and_delta`.
 """
@@ -16,25 +18,25 @@ from ._tables import HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
 
 
 @inlined_kernel
-def _squared_error(a, y, code, n, data_scale, with_delta, mean):
+def _squared_error(a, y, code, n_mean, data_scale, with_delta, mean):
     """Half the summed squared error (``mean``: the mean over rows of the full
     squared error); delta ``(a - y) f'(z)`` scaled alike."""
     one = a.dtype.type(1.0)
-    scale = data_scale * (2.0 / n if mean else 1.0)
+    scale = data_scale * (2.0 / n_mean if mean else 1.0)
     cost = 0.0
     for i in range(y.size):
         r = a[i] - y[i]
         cost += r * r
         if with_delta:
             a[i] = r * scale * prime_from_output(a[i], code, one)
-    return cost * (data_scale / n if mean else 0.5 * data_scale)
+    return cost * (data_scale / n_mean if mean else 0.5 * data_scale)
 
 
 @inlined_kernel
-def _sigmoid_cross_entropy(a, z, y, n, data_scale, with_delta):
+def _sigmoid_cross_entropy(a, z, y, n_mean, data_scale, with_delta):
     """Mean over rows of the summed binary cross-entropy of ``sigmoid(z)``:
     ``softplus(z) - y z`` per entry, finite at any finite ``z``; delta ``s(z) - y``."""
-    scale = data_scale / n
+    scale = data_scale / n_mean
     cost = 0.0
     for i in range(y.size):
         zi = z[i]
@@ -45,11 +47,11 @@ def _sigmoid_cross_entropy(a, z, y, n, data_scale, with_delta):
 
 
 @inlined_kernel
-def _softmax_cross_entropy(a, z, y, n, m, data_scale, with_delta):
+def _softmax_cross_entropy(a, z, y, n, m, n_mean, data_scale, with_delta):
     """Mean over rows of ``-sum_j y_j log softmax(z)_j = sum_j y_j (lse(z) - z_j)``,
     the log-sum-exp taken around the row's maximum (finite at any finite ``z``);
     delta ``softmax(z) - y``."""
-    scale = data_scale / n
+    scale = data_scale / n_mean
     cost = 0.0
     for r in range(n):
         # log-sum-exp = top - log(a_k) at the row's maximum z_k: there exp(z_k - top)
@@ -68,13 +70,15 @@ def _softmax_cross_entropy(a, z, y, n, m, data_scale, with_delta):
 
 
 @kernel
-def cost_and_delta(a, z, y, head, code, n, data_scale, with_delta):
-    """The scaled data cost of head ``head`` (float64); with ``with_delta`` the
-    scaled ``dJ/dz[L]`` replaces ``a``. ``code``: the output activation."""
+def cost_and_delta(a, z, y, head, code, n, n_mean, data_scale, with_delta):
+    """The scaled data cost of head ``head`` (float64) on ``n`` rows, means taken
+    over ``n_mean`` rows; with ``with_delta`` the scaled ``dJ/dz[L]`` replaces
+    ``a``. ``code``: the output activation."""
     if head == HALF_SSE or head == MSE:
-        return _squared_error(a, y, code, n, data_scale, with_delta, head == MSE)
+        return _squared_error(a, y, code, n_mean, data_scale, with_delta, head == MSE)
     if head == SIGMOID_CROSS_ENTROPY:
-        return _sigmoid_cross_entropy(a, z, y, n, data_scale, with_delta)
+        return _sigmoid_cross_entropy(a, z, y, n_mean, data_scale, with_delta)
     if head == SOFTMAX_CROSS_ENTROPY:
-        return _softmax_cross_entropy(a, z, y, n, y.size // n, data_scale, with_delta)
+        return _softmax_cross_entropy(a, z, y, n, y.size // max(n, 1), n_mean, data_scale,
+                                      with_delta)
     raise ValueError("unknown output head code (see kernels/_tables.py HEADS)")

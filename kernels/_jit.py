@@ -107,6 +107,12 @@ def entry_kernel(func):
     return njit(_nrt=False, **JIT_OPTIONS)(func)
 
 
+def parallel_kernel(func):
+    """Like :func:`kernel`, with Numba's ``prange`` loops run on its thread pool
+    (``numba.get_num_threads()`` threads of the calling thread)."""
+    return njit(_nrt=True, parallel=True, **JIT_OPTIONS)(func)
+
+
 def specialisation(dispatcher, args):
     """The compiled function of ``dispatcher`` for exactly the types of ``args``
     (compiled, or loaded from the cache, now if needed).

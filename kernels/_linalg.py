@@ -5,6 +5,7 @@ large ones go to BLAS (:func:`gemm_scaled`). Transposes are never copied: ``A.T`
 passed to BLAS as a view, and the loops index the untransposed array.
 """
 
+import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
@@ -215,3 +216,82 @@ def _gemm_scaled_ir(typingctx, A, B, C, alpha, beta):
 @overload(gemm_scaled)
 def _gemm_scaled_overload(A, B, C, alpha, beta):
     return lambda A, B, C, alpha, beta: _gemm_scaled_ir(A, B, C, alpha, beta)
+
+
+# -- C = alpha * op(A) @ op(B) + beta * C on flat buffers, with leading dimensions ---------
+
+
+def gemm_strided(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    """``C = alpha * op(A) @ op(B) + beta * C`` on row-major matrices that start at
+    ``A[0]``, ``B[0]``, ``C[0]`` (1-D C arrays, sliced to the offset by the caller)
+    with row strides ``lda``, ``ldb``, ``ldc``: C (m, n), op(A) (m, k), op(B) (k, n);
+    ``op(X) = X.T`` when its ``trans`` is true. A block of columns (a slice of a
+    row-major matrix) is one call, with no copy. Without the JIT, plain NumPy."""
+    def matrix(X, rows, cols, ld):
+        return np.lib.stride_tricks.as_strided(X, (rows, cols), (ld * X.itemsize, X.itemsize))
+
+    opA = matrix(A, k, m, lda).T if trans_a else matrix(A, m, k, lda)
+    opB = matrix(B, n, k, ldb).T if trans_b else matrix(B, k, n, ldb)
+    Cm = matrix(C, m, n, ldc)
+    if beta == 0:
+        Cm[...] = alpha * (opA @ opB)
+    else:
+        Cm *= beta
+        Cm += alpha * (opA @ opB)
+
+
+@intrinsic
+def _gemm_strided_ir(typingctx, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    arrays = (A, B, C)
+    if not (all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" for t in arrays)
+            and A.dtype == B.dtype == C.dtype and A.dtype in (types.float32, types.float64)
+            and all(isinstance(t, types.Integer) for t in (m, n, k, lda, ldb, ldc))
+            and all(isinstance(t, types.Boolean) for t in (trans_a, trans_b))
+            and isinstance(alpha, types.Float) and isinstance(beta, types.Float)):
+        return None
+    numba_linalg.ensure_blas()
+
+    def codegen(context, builder, sig, args):
+        ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = args
+        dtype = sig.args[6].dtype
+        intp = numba_linalg.intp_t
+        void_p = numba_linalg.ll_void_p
+
+        def int_arg(v, t):
+            return context.cast(builder, v, t, types.intp)
+
+        def data(v, t):
+            return builder.bitcast(context.make_array(t)(context, builder, v).data, void_p)
+
+        def trans(flag):
+            # BLAS is column-major: a row-major matrix is its transpose there
+            return builder.select(flag, ir.Constant(numba_linalg.ll_char, ord("t")),
+                                  ir.Constant(numba_linalg.ll_char, ord("n")))
+
+        scalars = [cgutils.alloca_once_value(builder, context.cast(builder, v, t, dtype))
+                   for v, t in ((alpha, sig.args[5]), (beta, sig.args[10]))]
+        fnty = ir.FunctionType(ir.IntType(32), [
+            numba_linalg.ll_char, numba_linalg.ll_char, numba_linalg.ll_char,
+            intp, intp, intp, void_p, void_p, intp, void_p, intp, void_p, void_p, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        kind = ir.Constant(numba_linalg.ll_char, ord(numba_linalg.get_blas_kind(dtype)))
+        # C' = op(B)' op(A)' in column-major terms
+        res = builder.call(fn, (
+            kind, trans(tb), trans(ta),
+            int_arg(n, sig.args[3]), int_arg(m, sig.args[2]), int_arg(k, sig.args[4]),
+            builder.bitcast(scalars[0], void_p), data(b, sig.args[8]), int_arg(ldb, sig.args[9]),
+            data(a, sig.args[6]), int_arg(lda, sig.args[7]),
+            builder.bitcast(scalars[1], void_p), data(c, sig.args[11]),
+            int_arg(ldc, sig.args[12])))
+        numba_linalg.check_blas_return(context, builder, res)
+        return context.get_dummy_value()
+
+    return types.none(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc), codegen
+
+
+@overload(gemm_strided)
+def _gemm_strided_overload(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    def impl(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+        if m > 0 and n > 0:  # BLAS rejects empty blocks' leading dimensions
+            _gemm_strided_ir(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    return impl

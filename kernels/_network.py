@@ -20,7 +20,7 @@ from ._linalg import (
     gemm_scaled,
     gemm_tn_flat,
 )
-from ._optimizers import apply_update
+from ._optimizers import apply_update, begin_step
 from ._tables import IDENTITY, SGD_RULE
 
 #: ``IDENTITY`` as a typed global: passed as a literal, it compiled the bias and
@@ -177,7 +177,7 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale, lr):
     z_out, scratch = _sections(layout, n)
     m = n * _size(layout, n_layers)
     cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y, layout[1],
-                          _act(layout, n_layers - 1), n, data_scale, True)
+                          _act(layout, n_layers - 1), n, n, data_scale, True)
     l2_cost = 0.0
     for l in range(n_layers - 1, -1, -1):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
@@ -257,7 +257,8 @@ def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state,
         loss += data_cost * m if per_example else data_cost * m / n
         loss += l2_cost * m / n
         if rule != SGD_RULE:
-            apply_update(rule, params, grad, hyper, state)
+            begin_step(rule, hyper)
+            apply_update(rule, params, grad, hyper, state, ZERO_OFFSET, params.size)
     return loss
 
 
@@ -270,7 +271,7 @@ def cost_only(params, layout, X, y, work, l2):
     z_out, _ = _sections(layout, n)
     m = y.size
     cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y.reshape(m),
-                          layout[1], _act(layout, n_layers - 1), n, 1.0, False)
+                          layout[1], _act(layout, n_layers - 1), n, n, 1.0, False)
     if l2 == 0.0:
         return cost
     l2_cost = 0.0

@@ -2,9 +2,10 @@
 
 Each takes the flat parameters, the gradient of the batch's cost, the rule's
 hyperparameters ``hyper`` (float64) and its state ``state`` (rows of the
-parameters' shape and dtype), and steps the parameters in place. Plain SGD has
-no update here: the fused pass takes that step inside its BLAS calls. The NumPy
-twins live in :mod:`fastbp.optimizers`.
+parameters' shape and dtype), and steps the entries ``[lo, hi)`` of the
+parameters in place: a parallel pass steps its blocks of parameters separately,
+after :func:`begin_step` once per batch. The NumPy twins live in
+:mod:`fastbp.optimizers`.
 """
 
 import numpy as np
@@ -14,30 +15,29 @@ from ._tables import ADAM_RULE, MOMENTUM_RULE, SGD_RULE
 
 
 @kernel
-def _sgd(params, grad, hyper):
+def _sgd(params, grad, hyper, lo, hi):
     """``hyper = [learning_rate]``: ``p -= lr g``."""
     lr = params.dtype.type(hyper[0])
-    for i in range(params.size):
+    for i in range(lo, hi):
         params[i] -= lr * grad[i]
 
 
 @kernel
-def _momentum(params, grad, hyper, state):
+def _momentum(params, grad, hyper, state, lo, hi):
     """Classical momentum, ``hyper = [learning_rate, momentum]``, ``state[0]`` the
     velocity: ``v = mu v - lr g``, ``p += v``."""
     lr, mu = params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
     v = state[0]
-    for i in range(params.size):
+    for i in range(lo, hi):
         v[i] = mu * v[i] - lr * grad[i]
         params[i] += v[i]
 
 
 @kernel
-def _adam(params, grad, hyper, state):
+def _adam(params, grad, hyper, state, lo, hi):
     """Adam as ``torch.optim.Adam`` steps it (no weight decay), ``hyper = [lr, beta1,
-    beta2, eps, t]`` with ``t`` the steps taken so far (advanced here), ``state``
-    the first and second moments."""
-    hyper[4] += 1.0
+    beta2, eps, t]`` with ``t`` the steps taken so far (this one included: see
+    :func:`begin_step`), ``state`` the first and second moments."""
     lr, beta1, beta2, eps, t = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
     dt = params.dtype.type
     step_size = dt(lr / (1.0 - beta1**t))
@@ -45,7 +45,7 @@ def _adam(params, grad, hyper, state):
     keep1, keep2, eps_ = dt(1.0 - beta1), dt(1.0 - beta2), dt(eps)
     b2 = dt(beta2)
     m, v = state[0], state[1]
-    for i in range(params.size):
+    for i in range(lo, hi):
         g = grad[i]
         m[i] += keep1 * (g - m[i])  # torch's lerp
         v[i] = b2 * v[i] + keep2 * g * g
@@ -53,13 +53,21 @@ def _adam(params, grad, hyper, state):
 
 
 @kernel
-def apply_update(rule, params, grad, hyper, state):
-    """Step ``params`` by rule ``rule`` from the gradient ``grad``."""
+def begin_step(rule, hyper):
+    """Count one more step (once per batch, before its updates): Adam's bias
+    correction needs the step number."""
+    if rule == ADAM_RULE:
+        hyper[4] += 1.0
+
+
+@kernel
+def apply_update(rule, params, grad, hyper, state, lo, hi):
+    """Step ``params[lo:hi]`` by rule ``rule`` from the gradient ``grad``."""
     if rule == SGD_RULE:
-        _sgd(params, grad, hyper)
+        _sgd(params, grad, hyper, lo, hi)
     elif rule == MOMENTUM_RULE:
-        _momentum(params, grad, hyper, state)
+        _momentum(params, grad, hyper, state, lo, hi)
     elif rule == ADAM_RULE:
-        _adam(params, grad, hyper, state)
+        _adam(params, grad, hyper, state, lo, hi)
     else:
         raise ValueError("unknown update rule code (see kernels/_tables.py UPDATE_RULES)")

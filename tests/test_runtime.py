@@ -68,8 +68,11 @@ def test_two_threads_train_like_one_after_the_other():
 
 
 BOOKKEEPING_SCRIPT = """
-import json, numpy as np, fastbp
+import json, numba, numpy as np, fastbp
 from numba.core.runtime import rtsys
+# the serial passes: a threaded one allocates Numba's schedule of each parallel
+# region (about 5 per batch), a cost that only large passes see
+numba.set_num_threads(1)
 rng = np.random.default_rng(0)
 counts = []
 for sizes, n in [((2, 3, 1), 3), ((64, 96, 10), 300)]:

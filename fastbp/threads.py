@@ -1,0 +1,126 @@
+"""How many threads a compiled pass uses, and BLAS kept out of their way.
+
+**The one setting** is Numba's thread count: ``NUMBA_NUM_THREADS`` (the most a
+process may use; by default every core) and ``numba.set_num_threads(n)`` (per
+calling thread, at most that). Every compiled pass (``fit``'s epochs, the
+full-batch cost and gradient, ``predict``, ``cost``) reads it when called.
+
+- A pass whose forward products hold at least :data:`PARALLEL_MIN_WORK`
+  multiply-adds (per batch for an epoch) runs on that many threads
+  (:mod:`fastbp.kernels._parallel`), or on one (the serial kernels) when it is 1.
+  BLAS is held to one thread while it runs: the pass's own threads call it, and
+  Numba's threads plus BLAS's never exceed the count. Its limit is restored
+  after the pass (process-wide: BLAS calls made meanwhile by other threads get
+  one thread too).
+- A smaller pass runs on the calling thread alone and leaves BLAS as it is: its
+  products are below the size at which BLAS starts threads, and threads would
+  cost more than they save (the seed network's pass takes about a microsecond).
+
+Parallel passes run one at a time in a process (each already uses every thread
+it is given); a second waits for the first. To train separate networks side by
+side in threads, give each thread ``numba.set_num_threads(1)``.
+
+Threads need a Numba threading layer that starts a parallel region in
+microseconds (OpenMP, from the system's ``libgomp``, or TBB). With only the
+``workqueue`` layer every pass runs serially.
+
+**Bits.** For a given thread count the blocks are fixed (they depend only on
+the rows and the count), so runs and processes agree bit for bit. Across thread
+counts the matrix products see different block shapes, which BLAS may sum in a
+different order: results then agree to rounding (tests: 1e-12 relative to the
+gradient's norm in float64).
+"""
+
+import importlib
+import threading
+
+import numba
+
+#: Forward multiply-adds of one pass (one batch) from which it runs on threads.
+#: Measured on 2 cores (``asv_benchmarks/tools/threshold.py``): below about
+#: 1e5 the two parallel regions per batch and the split products cost more
+#: than the second thread saves.
+PARALLEL_MIN_WORK = 100_000
+
+#: Blocks per thread: a thread works on two smaller blocks rather than one,
+#: which kept each product's operands in its core's cache and cut the
+#: MNIST-sized epoch at batch 32 by a further 10-15 % on 2 threads.
+BLOCKS_PER_THREAD = 2
+
+_team = threading.Lock()  # one parallel pass at a time
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+_controller = None
+_layer_ok = None
+
+
+def min_parallel_rows(layer_sizes):
+    """Rows from which a pass over a network of ``layer_sizes`` uses threads."""
+    per_row = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
+    return max(1, -(-PARALLEL_MIN_WORK // per_row))
+
+
+def pass_threads():
+    """Threads a large pass uses now: Numba's count for the calling thread, or 1
+    without a fast threading layer."""
+    n = numba.get_num_threads()
+    return n if n > 1 and _fast_layer() else 1
+
+
+def _fast_layer():
+    global _layer_ok
+    if _layer_ok is None:
+        layer = str(numba.config.THREADING_LAYER).lower()
+        ok = False
+        if layer != "workqueue":
+            for pool in ("omppool", "tbbpool"):
+                try:
+                    importlib.import_module(f"numba.np.ufunc.{pool}")
+                except ImportError:
+                    continue
+                ok = True
+                break
+        _layer_ok = ok
+    return _layer_ok
+
+
+class large_pass:
+    """Context of a large pass: BLAS held to one thread, and with ``parallel``
+    the process's parallel-pass lock held."""
+
+    def __init__(self, parallel):
+        self.parallel = parallel
+
+    def __enter__(self):
+        if self.parallel:
+            _team.acquire()
+        _blas_single_enter()
+        return self
+
+    def __exit__(self, *exc):
+        _blas_single_exit()
+        if self.parallel:
+            _team.release()
+
+
+def _blas_single_enter():
+    global _blas_users, _blas_limiter, _controller
+    with _blas_lock:
+        if _blas_users == 0:
+            if _controller is None:
+                import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels call
+                from threadpoolctl import ThreadpoolController
+
+                _controller = ThreadpoolController()
+            _blas_limiter = _controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+
+
+def _blas_single_exit():
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        _blas_users -= 1
+        if _blas_users == 0:
+            _blas_limiter.restore_original_limits()
+            _blas_limiter = None

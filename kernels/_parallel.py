@@ -1,0 +1,282 @@
+"""The fused passes of :mod:`._network` on every thread: the same math, each batch
+split into blocks that threads work on at once.
+
+A pass runs in two parallel steps per batch, with no locks and no shared sums:
+
+1. **Rows.** Block ``t`` of the batch's rows runs the forward pass, the output
+   head and every layer's delta for its rows only (each row is independent).
+   Its share of the cost goes to ``partial[t]``.
+2. **Parameters.** Block ``t`` of each layer's weight rows (its inputs ``i0..i1``)
+   and of its biases gets its gradient summed over *all* the batch's rows in one
+   product, then its update. Each parameter is written by one block only, so no
+   per-thread gradient copies are summed.
+
+The blocks depend only on the number of rows and on ``n_blocks``, never on which
+thread runs them, and the partial costs are added in block order: the same
+inputs and block count give the same bits in every run. Every sum over the
+batch's rows is one product or loop over all of them, as in the serial passes.
+
+Workspace (:func:`workspace_size`): the serial layout (activations, the output
+pre-activation) followed by one delta block per hidden layer, because a hidden
+layer's activations are still needed after all the deltas are made. The output
+layer's delta replaces its activations, as in the serial pass.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._activations import activate_inplace, times_prime_of_output
+from ._heads import cost_and_delta
+from ._jit import kernel, parallel_kernel
+from ._linalg import SMALL_PRODUCT, gemm_nn_flat, gemm_nt_flat, gemm_strided
+from ._network import (
+    IDENTITY_CODE,
+    _act,
+    _activation_offset,
+    _add_bias_and_activate,
+    _b_off,
+    _sections,
+    _size,
+    _w_off,
+)
+from ._optimizers import apply_update, begin_step
+from ._tables import SGD_RULE
+
+#: ``rule`` of a pass that computes the gradient and steps nothing.
+NO_UPDATE = np.int64(-1)
+
+
+def workspace_size(layout, n_examples):
+    """Length of the flat workspace a parallel pass over ``n_examples`` rows needs."""
+    n_layers = int(layout[0])
+    sizes = [int(s) for s in layout[2 : 2 + n_layers + 1]]
+    return n_examples * (sum(sizes[1:]) + sizes[-1] + sum(sizes[1:-1]))
+
+
+@kernel
+def _block(n, t, n_blocks):
+    """``[lo, hi)`` of block ``t`` when ``n`` items are split into ``n_blocks``
+    blocks as even as possible (the first ``n % n_blocks`` one larger)."""
+    t = np.int64(t)  # a prange index may be unsigned: keep the arithmetic in int64
+    q, r = n // n_blocks, n % n_blocks
+    lo = t * q + min(t, r)
+    return lo, lo + q + (1 if t < r else 0)
+
+
+@kernel
+def _delta_off(layout, l, n):
+    """Offset of layer ``l``'s delta (the output layer's replaces its activations)."""
+    n_layers = layout[0]
+    if l == n_layers - 1:
+        return _activation_offset(layout, l, n)
+    z_out, scratch = _sections(layout, n)
+    return scratch + _activation_offset(layout, l, n)
+
+
+@kernel
+def _forward_rows(params, layout, x, n, lo, hi, work):
+    """Forward pass of rows ``[lo, hi)`` of an ``n``-row pass over the flat
+    row-major input ``x``, into their rows of the workspace."""
+    n_layers = layout[0]
+    rows = hi - lo
+    z_out, _ = _sections(layout, n)
+    for l in range(n_layers):
+        n_in, n_out = _size(layout, l), _size(layout, l + 1)
+        off = _activation_offset(layout, l, n) + lo * n_out
+        if l == 0:
+            gemm_nn_flat(x, lo * n_in, params, _w_off(layout, l), work, off, rows, n_in, n_out)
+        else:
+            gemm_nn_flat(work, _activation_offset(layout, l - 1, n) + lo * n_in, params,
+                         _w_off(layout, l), work, off, rows, n_in, n_out)
+        b = _b_off(layout, l)
+        if l < n_layers - 1:
+            _add_bias_and_activate(work, off, params, b, rows, n_out, _act(layout, l))
+        else:  # the output layer also keeps its pre-activation
+            _add_bias_and_activate(work, off, params, b, rows, n_out, IDENTITY_CODE)
+            z = z_out + lo * n_out
+            for i in range(rows * n_out):
+                work[z + i] = work[off + i]
+            activate_inplace(work[off : off + rows * n_out], n_out, _act(layout, l))
+
+
+@kernel
+def _rows_step(params, layout, x, y, n, lo, hi, work, data_scale, backward):
+    """Step 1 for rows ``[lo, hi)``: forward pass, their share of the scaled data
+    cost (returned) and, with ``backward``, every layer's delta for these rows."""
+    _forward_rows(params, layout, x, n, lo, hi, work)
+    n_layers = layout[0]
+    rows, m = hi - lo, _size(layout, n_layers)
+    out = _activation_offset(layout, n_layers - 1, n) + lo * m
+    z = _sections(layout, n)[0] + lo * m
+    cost = cost_and_delta(work[out : out + rows * m], work[z : z + rows * m],
+                          y[lo * m : hi * m], layout[1], _act(layout, n_layers - 1), rows, n,
+                          data_scale, backward)
+    if backward:
+        for l in range(n_layers - 1, 0, -1):
+            n_in, n_out = _size(layout, l), _size(layout, l + 1)
+            d = _delta_off(layout, l - 1, n) + lo * n_in
+            gemm_nt_flat(work, _delta_off(layout, l, n) + lo * n_out, params, _w_off(layout, l),
+                         work, d, rows, n_out, n_in)
+            a = _activation_offset(layout, l - 1, n) + lo * n_in
+            times_prime_of_output(work[d : d + rows * n_in], work[a : a + rows * n_in],
+                                  _act(layout, l - 1))
+    return cost
+
+
+@kernel
+def _weight_rows_step(A, lda, D, W, G, rows, n, n_out, l2, lr):
+    """Rows ``i0..i0+rows`` of a layer's weight gradient, ``A[:, i0:i1].T @ D + l2 W``,
+    into ``G`` (``lr == 0``), or the SGD step taken inside the product. ``A`` starts
+    at column ``i0`` of the (n, lda) inputs; ``D`` (n, n_out) the delta; ``W``,
+    ``G`` start at the block's first weight."""
+    size = rows * n_out
+    if lr != 0.0 and n * size > SMALL_PRODUCT:
+        gemm_strided(True, False, rows, n_out, n, -lr, A, lda, D, n_out, 1.0 - lr * l2, W,
+                     n_out)
+        return
+    if n * size > SMALL_PRODUCT:
+        gemm_strided(True, False, rows, n_out, n, 1.0, A, lda, D, n_out, 0.0, G, n_out)
+    else:
+        zero = G.dtype.type(0.0)
+        for i in range(size):
+            G[i] = zero
+        for r in range(n):
+            for i in range(rows):
+                a = A[r * lda + i]
+                for j in range(n_out):
+                    G[i * n_out + j] += a * D[r * n_out + j]
+    if l2 != 0.0:
+        for i in range(size):
+            G[i] += l2 * W[i]
+    if lr != 0.0:
+        for i in range(size):
+            W[i] -= lr * G[i]
+
+
+@kernel
+def _params_step(params, layout, x, n, t, n_blocks, work, grad, l2, lr, rule, hyper, state):
+    """Step 2 for block ``t``: its weight rows and biases of every layer get their
+    gradient over all ``n`` rows, then the update (``lr != 0``: the SGD step;
+    else ``rule``, or none for :data:`NO_UPDATE`). Returns the block's sum of
+    ``W**2``, taken before the step."""
+    n_layers = layout[0]
+    sq = 0.0
+    for l in range(n_layers):
+        n_in, n_out = _size(layout, l), _size(layout, l + 1)
+        i0, i1 = _block(n_in, t, n_blocks)
+        w, size = _w_off(layout, l) + i0 * n_out, (i1 - i0) * n_out
+        if l2 != 0.0:
+            for i in range(w, w + size):
+                sq += params[i] * params[i]
+        d = _delta_off(layout, l, n)
+        D = work[d : d + n * n_out]
+        if l == 0:
+            _weight_rows_step(x[i0:], n_in, D, params[w:], grad[w:], i1 - i0, n, n_out, l2, lr)
+        else:
+            a = _activation_offset(layout, l - 1, n) + i0
+            _weight_rows_step(work[a:], n_in, D, params[w:], grad[w:], i1 - i0, n, n_out, l2,
+                              lr)
+        if rule != NO_UPDATE and rule != SGD_RULE:
+            apply_update(rule, params, grad, hyper, state, w, w + size)
+        b = _b_off(layout, l)
+        if b >= 0:
+            j0, j1 = _block(n_out, t, n_blocks)
+            zero = grad.dtype.type(0.0)
+            for j in range(b + j0, b + j1):
+                grad[j] = zero
+            for r in range(n):  # the rows in order, as the serial column sums
+                for j in range(j0, j1):
+                    grad[b + j] += D[r * n_out + j]
+            if lr != 0.0:
+                for j in range(b + j0, b + j1):
+                    params[j] -= lr * grad[j]
+            elif rule != NO_UPDATE and rule != SGD_RULE:
+                apply_update(rule, params, grad, hyper, state, b + j0, b + j1)
+    return sq
+
+
+@kernel
+def _in_order(partial, n):
+    """``partial[0] + ... + partial[n-1]``, always in this order."""
+    total = 0.0
+    for t in range(n):
+        total += partial[t]
+    return total
+
+
+@parallel_kernel
+def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale, n_blocks, partial):
+    """:func:`._network.cost_and_gradient` in ``n_blocks`` blocks; ``partial``: a
+    float64 scratch of at least ``n_blocks`` entries."""
+    n = X.shape[0]
+    x, yf = X.reshape(X.size), y.reshape(y.size)
+    row_blocks = min(n_blocks, n)
+    for t in prange(row_blocks):
+        lo, hi = _block(n, t, row_blocks)
+        partial[t] = _rows_step(params, layout, x, yf, n, lo, hi, work, data_scale, True)
+    cost = _in_order(partial, row_blocks)
+    lr = params.dtype.type(0.0)
+    no_state = grad.reshape((1, grad.size))  # typed like an optimizer's state; unused
+    for t in prange(n_blocks):
+        partial[t] = _params_step(params, layout, x, n, t, n_blocks, work, grad, l2, lr,
+                                  NO_UPDATE, partial, no_state)
+    return cost + 0.5 * l2 * _in_order(partial, n_blocks)
+
+
+@parallel_kernel
+def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state, l2,
+                    per_example, work, grad, X_batch, y_batch, n_blocks, partial):
+    """:func:`._network.minibatch_epoch` with each batch in ``n_blocks`` blocks."""
+    n, n_in = X.shape
+    n_out = y.shape[1]
+    loss = 0.0
+    step = params.dtype.type(hyper[0] if rule == SGD_RULE else 0.0)
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+        row_blocks = min(n_blocks, m)
+        scale = 1.0 / m if per_example else 1.0
+        for t in prange(row_blocks):
+            lo, hi = _block(m, t, row_blocks)
+            for r in range(lo, hi):  # gather this block's rows of the batch
+                src = order[start + r]
+                for j in range(n_in):
+                    X_batch[r * n_in + j] = X[src, j]
+                for j in range(n_out):
+                    y_batch[r * n_out + j] = y[src, j]
+            partial[t] = _rows_step(params, layout, X_batch, y_batch, m, lo, hi, work, scale,
+                                    True)
+        data_cost = _in_order(partial, row_blocks)
+        begin_step(rule, hyper)
+        for t in prange(n_blocks):
+            partial[t] = _params_step(params, layout, X_batch, m, t, n_blocks, work, grad, l2,
+                                      step, rule, hyper, state)
+        l2_cost = 0.5 * l2 * _in_order(partial, n_blocks)
+        # a sum-type cost adds up over batches; a mean-type one is weighted by rows
+        loss += data_cost * m if per_example else data_cost * m / n
+        loss += l2_cost * m / n
+    return loss
+
+
+@parallel_kernel
+def forward_pass(params, layout, X, work, n_blocks):
+    """:func:`._network.forward_pass` in ``n_blocks`` blocks of rows."""
+    n = X.shape[0]
+    x = X.reshape(X.size)
+    row_blocks = min(n_blocks, n)
+    for t in prange(row_blocks):
+        lo, hi = _block(n, t, row_blocks)
+        _forward_rows(params, layout, x, n, lo, hi, work)
+    return _activation_offset(layout, layout[0] - 1, n)
+
+
+@parallel_kernel
+def cost_only(params, layout, X, y, work, n_blocks, partial):
+    """The data cost of :func:`cost_and_gradient` (``data_scale`` 1, no L2 term),
+    without the backward pass."""
+    n = X.shape[0]
+    x, yf = X.reshape(X.size), y.reshape(y.size)
+    row_blocks = min(n_blocks, n)
+    for t in prange(row_blocks):
+        lo, hi = _block(n, t, row_blocks)
+        partial[t] = _rows_step(params, layout, x, yf, n, lo, hi, work, 1.0, False)
+    return _in_order(partial, row_blocks)
