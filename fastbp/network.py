@@ -8,9 +8,8 @@ import numpy as np
 
 from . import dask as _dask
 from . import io, threads, training
-from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _tables
+from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _parallel, _tables
 from .kernels import _network as fused
-from .kernels import _parallel
 from .kernels import _validation as v
 from .objective import ENGINES
 
