@@ -113,8 +113,7 @@ class CompiledObjective(Objective):
             for start, stop, work in _chunks(net, n):
                 X, y = self.X[start:stop], self.y[start:stop]
                 if n_threads > 1:
-                    J = _parallel.cost_only(net._params, net._layout, X, y, work,
-                                            *_blocks(n_threads))
+                    J = _threaded(_parallel.COST, net, X, y, work, n_threads)
                 else:
                     J = fused.cost_only(net._params, net._layout, X, y, work, 0.0)
                 # mean-type costs are means over the chunk: weight them by its share
@@ -138,7 +137,8 @@ class CompiledObjective(Objective):
         args = (net._params, net._layout, X, self.y, work, out, net.l2, self.data_scale)
         if n_threads > 1:
             with threads.large_pass(True):
-                return float(_parallel.cost_and_gradient(*args, *_blocks(n_threads))), out
+                return float(_threaded(_parallel.GRADIENT, net, X, self.y, work, n_threads,
+                                       self.data_scale, out)), out
         with _running(n_threads):
             J = float(fused.cost_and_gradient(*args))
         if out is self._grad and n_threads == 0:
@@ -158,14 +158,16 @@ class CompiledObjective(Objective):
         if self._batch is None or self._batch[0].size < batch_size * net.layer_sizes[0]:
             self._batch = (np.empty(batch_size * net.layer_sizes[0], net.dtype),
                            np.empty(batch_size * net.layer_sizes[-1], net.dtype))
-        args = (net._params, net._layout, self.X, self.y, order, batch_size, optimizer.rule,
-                optimizer.hyper, optimizer.state, net.l2, not net._head.mean,
-                _workspace(net, batch_size), self._gradient_buffer(None), *self._batch)
+        per_example, work = not net._head.mean, _workspace(net, batch_size)
+        head = (net._params, net._layout, self.X, self.y, order, batch_size, optimizer.rule,
+                optimizer.hyper, optimizer.state, net.l2, per_example)
+        tail = (work, self._gradient_buffer(None), *self._batch)
         n_threads = _threads(net, min(batch_size, self.n_rows))
         with _running(n_threads):
             if n_threads > 1:
-                return float(_parallel.minibatch_epoch(*args, *_blocks(n_threads)))
-            return float(fused.minibatch_epoch(*args))
+                return float(_parallel.run(_parallel.EPOCH, *head, 1.0, *tail,
+                                           *_blocks(n_threads)))
+            return float(fused.minibatch_epoch(*head, *tail))
 
     @staticmethod
     def forward(net, X):
@@ -174,8 +176,9 @@ class CompiledObjective(Objective):
         with _running(n_threads):
             for start, stop, work in _chunks(net, X.shape[0]):
                 if n_threads > 1:
-                    off = _parallel.forward_pass(net._params, net._layout, X[start:stop], work,
-                                                 n_threads * threads.BLOCKS_PER_THREAD)
+                    _threaded(_parallel.FORWARD, net, X[start:stop], X[start:stop], work,
+                              n_threads)
+                    off = _parallel.forward_offset(net._layout, stop - start)
                 else:
                     off = fused.forward_pass(net._params, net._layout, X[start:stop], work)
                 rows = yhat[start:stop]
@@ -248,6 +251,18 @@ def _blocks(n_threads):
     """``(n_blocks, partial)`` arguments of a parallel pass on ``n_threads``."""
     n_blocks = n_threads * threads.BLOCKS_PER_THREAD
     return n_blocks, np.empty(n_blocks, np.float64)
+
+
+_NO_ROWS, _NO_HYPER = np.empty(0, np.int64), np.empty(0, np.float64)
+
+
+def _threaded(mode, net, X, y, work, n_threads, data_scale=1.0, grad=None):
+    """A ``GRADIENT``, ``COST`` or ``FORWARD`` pass of :func:`fastbp.kernels._parallel.run`
+    over all rows of ``X`` (``y``: any array of ``X``'s type for ``FORWARD``)."""
+    unused = np.empty(0, net.dtype)
+    return _parallel.run(mode, net._params, net._layout, X, y, _NO_ROWS, X.shape[0], 0,
+                         _NO_HYPER, unused.reshape(0, 0), net.l2, False, data_scale, work,
+                         unused if grad is None else grad, unused, unused, *_blocks(n_threads))
 
 
 def _workspace(net, n):

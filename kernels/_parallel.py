@@ -44,6 +44,9 @@ from ._tables import SGD_RULE
 
 #: ``rule`` of a pass that computes the gradient and steps nothing.
 NO_UPDATE = np.int64(-1)
+# Flags passed as typed globals: a literal True/False compiles the callee again.
+BACKWARD, FORWARD_ONLY = np.bool_(True), np.bool_(False)
+TRANSPOSED, AS_IS = np.bool_(True), np.bool_(False)
 
 
 def workspace_size(layout, n_examples):
@@ -56,8 +59,9 @@ def workspace_size(layout, n_examples):
 @kernel
 def _block(n, t, n_blocks):
     """``[lo, hi)`` of block ``t`` when ``n`` items are split into ``n_blocks``
-    blocks as even as possible (the first ``n % n_blocks`` one larger)."""
-    t = np.int64(t)  # a prange index may be unsigned: keep the arithmetic in int64
+    blocks as even as possible (the first ``n % n_blocks`` one larger). A caller
+    in a ``prange`` passes its index as int64 (Numba types it unsigned there, and
+    would compile each callee once more for it)."""
     q, r = n // n_blocks, n % n_blocks
     lo = t * q + min(t, r)
     return lo, lo + q + (1 if t < r else 0)
@@ -131,11 +135,11 @@ def _weight_rows_step(A, lda, D, W, G, rows, n, n_out, l2, lr):
     ``G`` start at the block's first weight."""
     size = rows * n_out
     if lr != 0.0 and n * size > SMALL_PRODUCT:
-        gemm_strided(True, False, rows, n_out, n, -lr, A, lda, D, n_out, 1.0 - lr * l2, W,
+        gemm_strided(TRANSPOSED, AS_IS, rows, n_out, n, -lr, A, lda, D, n_out, 1.0 - lr * l2, W,
                      n_out)
         return
     if n * size > SMALL_PRODUCT:
-        gemm_strided(True, False, rows, n_out, n, 1.0, A, lda, D, n_out, 0.0, G, n_out)
+        gemm_strided(TRANSPOSED, AS_IS, rows, n_out, n, 1.0, A, lda, D, n_out, 0.0, G, n_out)
     else:
         zero = G.dtype.type(0.0)
         for i in range(size):
@@ -204,79 +208,74 @@ def _in_order(partial, n):
     return total
 
 
-@parallel_kernel
-def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale, n_blocks, partial):
-    """:func:`._network.cost_and_gradient` in ``n_blocks`` blocks; ``partial``: a
-    float64 scratch of at least ``n_blocks`` entries."""
-    n = X.shape[0]
-    x, yf = X.reshape(X.size), y.reshape(y.size)
-    row_blocks = min(n_blocks, n)
-    for t in prange(row_blocks):
-        lo, hi = _block(n, t, row_blocks)
-        partial[t] = _rows_step(params, layout, x, yf, n, lo, hi, work, data_scale, True)
-    cost = _in_order(partial, row_blocks)
-    lr = params.dtype.type(0.0)
-    no_state = grad.reshape((1, grad.size))  # typed like an optimizer's state; unused
-    for t in prange(n_blocks):
-        partial[t] = _params_step(params, layout, x, n, t, n_blocks, work, grad, l2, lr,
-                                  NO_UPDATE, partial, no_state)
-    return cost + 0.5 * l2 * _in_order(partial, n_blocks)
+#: What :func:`run` does (``mode``).
+EPOCH, GRADIENT, COST, FORWARD = (np.int64(k) for k in range(4))
 
 
 @parallel_kernel
-def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state, l2,
-                    per_example, work, grad, X_batch, y_batch, n_blocks, partial):
-    """:func:`._network.minibatch_epoch` with each batch in ``n_blocks`` blocks."""
+def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, per_example,
+        data_scale, work, grad, X_batch, y_batch, n_blocks, partial):
+    """Every threaded pass, in ``n_blocks`` blocks; one entry point, so that Numba
+    compiles the parallel machinery once per dtype (each entry point costs seconds).
+
+    - ``EPOCH``: :func:`._network.minibatch_epoch` (rows visited in ``order``,
+      gathered into ``X_batch``/``y_batch``); returns the epoch's loss.
+    - ``GRADIENT``: :func:`._network.cost_and_gradient` over all rows at
+      ``data_scale``, the gradient into ``grad``; returns the cost.
+    - ``COST``: the data cost alone (``data_scale`` 1, no L2 term).
+    - ``FORWARD``: the forward pass; ``yhat`` then starts at
+      :func:`forward_offset` in ``work``. Returns 0.
+
+    Outside ``EPOCH``, ``batch_size`` is the number of rows and ``order``,
+    ``rule``, ``hyper``, ``state``, ``X_batch``, ``y_batch`` are not used (any
+    arrays of their types). ``partial``: float64 scratch of ``n_blocks``.
+    """
     n, n_in = X.shape
     n_out = y.shape[1]
+    gather = mode == EPOCH
+    backward = mode == EPOCH or mode == GRADIENT
+    x_all, y_all = X.reshape(X.size), y.reshape(y.size)
+    step = params.dtype.type(hyper[0] if gather and rule == SGD_RULE else 0.0)
     loss = 0.0
-    step = params.dtype.type(hyper[0] if rule == SGD_RULE else 0.0)
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         row_blocks = min(n_blocks, m)
-        scale = 1.0 / m if per_example else 1.0
+        if gather:
+            x, yb, scale = X_batch, y_batch, 1.0 / m if per_example else 1.0
+        else:
+            x, yb, scale = x_all, y_all, data_scale if mode == GRADIENT else 1.0
         for t in prange(row_blocks):
-            lo, hi = _block(m, t, row_blocks)
-            for r in range(lo, hi):  # gather this block's rows of the batch
-                src = order[start + r]
-                for j in range(n_in):
-                    X_batch[r * n_in + j] = X[src, j]
-                for j in range(n_out):
-                    y_batch[r * n_out + j] = y[src, j]
-            partial[t] = _rows_step(params, layout, X_batch, y_batch, m, lo, hi, work, scale,
-                                    True)
+            lo, hi = _block(m, np.int64(t), row_blocks)
+            if gather:
+                for r in range(lo, hi):
+                    src = order[start + r]
+                    for j in range(n_in):
+                        X_batch[r * n_in + j] = X[src, j]
+                    for j in range(n_out):
+                        y_batch[r * n_out + j] = y[src, j]
+            if mode == FORWARD:
+                _forward_rows(params, layout, x, m, lo, hi, work)
+                partial[t] = 0.0
+            else:
+                partial[t] = _rows_step(params, layout, x, yb, m, lo, hi, work, scale, backward)
         data_cost = _in_order(partial, row_blocks)
-        begin_step(rule, hyper)
-        for t in prange(n_blocks):
-            partial[t] = _params_step(params, layout, X_batch, m, t, n_blocks, work, grad, l2,
-                                      step, rule, hyper, state)
-        l2_cost = 0.5 * l2 * _in_order(partial, n_blocks)
+        l2_cost = 0.0
+        if backward:
+            update = rule if gather else NO_UPDATE
+            begin_step(update, hyper)
+            for t in prange(n_blocks):
+                partial[t] = _params_step(params, layout, x, m, np.int64(t), n_blocks, work,
+                                          grad, l2, step, update, hyper, state)
+            l2_cost = 0.5 * l2 * _in_order(partial, n_blocks)
+        if not gather:
+            return data_cost + l2_cost
         # a sum-type cost adds up over batches; a mean-type one is weighted by rows
         loss += data_cost * m if per_example else data_cost * m / n
         loss += l2_cost * m / n
     return loss
 
 
-@parallel_kernel
-def forward_pass(params, layout, X, work, n_blocks):
-    """:func:`._network.forward_pass` in ``n_blocks`` blocks of rows."""
-    n = X.shape[0]
-    x = X.reshape(X.size)
-    row_blocks = min(n_blocks, n)
-    for t in prange(row_blocks):
-        lo, hi = _block(n, t, row_blocks)
-        _forward_rows(params, layout, x, n, lo, hi, work)
-    return _activation_offset(layout, layout[0] - 1, n)
-
-
-@parallel_kernel
-def cost_only(params, layout, X, y, work, n_blocks, partial):
-    """The data cost of :func:`cost_and_gradient` (``data_scale`` 1, no L2 term),
-    without the backward pass."""
-    n = X.shape[0]
-    x, yf = X.reshape(X.size), y.reshape(y.size)
-    row_blocks = min(n_blocks, n)
-    for t in prange(row_blocks):
-        lo, hi = _block(n, t, row_blocks)
-        partial[t] = _rows_step(params, layout, x, yf, n, lo, hi, work, 1.0, False)
-    return _in_order(partial, row_blocks)
+def forward_offset(layout, n):
+    """Where ``yhat`` starts in the workspace after a ``FORWARD`` pass of ``n`` rows."""
+    n_layers = int(layout[0])
+    return n * sum(int(s) for s in layout[2 : 2 + n_layers][1:])
