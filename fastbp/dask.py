@@ -81,6 +81,7 @@ import time
 import uuid
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from .kernels import _validation as v
@@ -146,7 +147,9 @@ _local = threading.local()
 
 def _network(spec, params=None):
     """This thread's network for ``spec`` (a Network must not be shared by threads),
-    with ``params`` copied in."""
+    with ``params`` copied in. The thread's passes run on it alone: the cluster
+    runs one task per worker thread, which already keeps every core busy."""
+    numba.set_num_threads(1)
     nets = getattr(_local, "nets", None)
     if nets is None or len(nets) > 8:
         nets = _local.nets = {}

@@ -1,0 +1,174 @@
+"""The threaded passes (fastbp.kernels._parallel, chosen by fastbp.threads): the
+reference's results, the same bits for the same block count, BLAS held to one
+thread while they run, and which passes use threads."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from conftest import DTYPES, NETWORK_KINDS, TOLERANCES, assert_close, random_targets
+from fastbp.kernels import _network as serial
+from fastbp.kernels import _parallel
+from test_runtime import GRADIENT_SCRIPT, _run
+from threadpoolctl import threadpool_info
+
+import fastbp
+from fastbp import objective, threads
+
+SHAPES = [([1, 1], 1), ([7, 3], 1), ([7, 5, 3], 9), ([4, 6, 5, 2], 13)]
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Every pass of a network built from now on threaded, in the blocks of 3
+    threads (6), whatever the machine: results depend on the blocks only."""
+    monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(threads, "pass_threads", lambda: 3)
+
+
+def _data(rng, sizes, n, out_act, loss, dtype):
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    return X, random_targets(rng, n, sizes[-1], out_act, loss).astype(dtype)
+
+
+def _pair(sizes, kind, dtype, l2=0.01):
+    hidden, out_act, loss = kind
+    nets = [fastbp.Network(sizes, activation=hidden, output_activation=out_act, loss=loss,
+                           l2=l2, dtype=dtype, seed=3, backend=b) for b in ("numba", "numpy")]
+    return nets
+
+
+@pytest.mark.usefixtures("threaded")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", NETWORK_KINDS)
+def test_threaded_passes_match_the_reference(kind, dtype, rng):
+    for sizes, n in SHAPES:
+        net, ref = _pair(sizes, kind, dtype)
+        assert net._parallel_rows == 1
+        X, y = _data(rng, sizes, n, kind[1], kind[2], dtype)
+        J, gW, gb = net.cost_and_gradients(X, y)
+        J_ref, gW_ref, gb_ref = ref.cost_and_gradients(X, y)
+        rtol = TOLERANCES[np.dtype(dtype)]["rtol"]
+        assert J == pytest.approx(J_ref, rel=rtol, abs=1e-30)
+        assert net.cost(X, y) == pytest.approx(J_ref, rel=rtol, abs=1e-30)
+        for g, g_ref in zip(gW + gb, gW_ref + gb_ref):
+            assert_close(g, g_ref, dtype)
+        assert_close(net.predict(X), ref.predict(X), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method, rule", [("sgd", {}), ("sgd", {"momentum": 0.9}),
+                                          ("adam", {"learning_rate": 1e-3})])
+def test_threaded_epochs_match_the_serial_ones(monkeypatch, method, rule, dtype, rng):
+    sizes, kind = [9, 12, 4], ("tanh", "softmax", "cross_entropy")
+    X, y = _data(rng, sizes, 50, kind[1], kind[2], dtype)
+    options = {"epochs": 3, "batch_size": 8, "seed": 5, "learning_rate": 0.05, **rule}
+    serial_net = _pair(sizes, kind, dtype)[0]
+    serial_net.fit(X, y, method=method, **options)
+    with monkeypatch.context() as m:
+        m.setattr(threads, "PARALLEL_MIN_WORK", 1)
+        m.setattr(threads, "pass_threads", lambda: 2)
+        net = _pair(sizes, kind, dtype)[0]
+        net.fit(X, y, method=method, **options)
+    assert_close(net.get_params(), serial_net.get_params(), dtype)
+    rtol = TOLERANCES[np.dtype(dtype)]["rtol"]
+    assert net.loss_curve_ == pytest.approx(serial_net.loss_curve_, rel=rtol)
+
+
+def _gradient(sizes, X, y, dtype):
+    """The threaded gradient, in ``threads.BLOCKS_PER_THREAD`` blocks."""
+    net = fastbp.Network(sizes, activation="relu", output_activation="softmax",
+                         loss="cross_entropy", l2=0.01, dtype=dtype, seed=1)
+    work = np.empty(_parallel.workspace_size(net._layout, X.shape[0]), dtype)
+    grad = np.empty_like(net._params)
+    J = objective._threaded(_parallel.GRADIENT, net, X, y, work, 1, 1.0, grad)
+    return J, grad, net
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_same_blocks_same_bits_and_any_blocks_within_rounding(dtype, rng, monkeypatch):
+    sizes = [40, 33, 10]
+    X = rng.standard_normal((61, 40)).astype(dtype)
+    y = np.eye(10, dtype=dtype)[rng.integers(0, 10, 61)]
+    results = {}
+    for n_blocks in (1, 2, 3, 5, 8):
+        monkeypatch.setattr(threads, "BLOCKS_PER_THREAD", n_blocks)
+        first = _gradient(sizes, X, y, dtype)
+        again = _gradient(sizes, X, y, dtype)
+        assert first[0] == again[0]
+        np.testing.assert_array_equal(first[1], again[1])
+        results[n_blocks] = first
+    J0, g0, net = results[1]
+    work = np.empty(_parallel.workspace_size(net._layout, 61), dtype)
+    grad = np.empty_like(g0)
+    J_serial = serial.cost_and_gradient(net._params, net._layout, X, y, work, grad, 0.01, 1.0)
+    rtol = TOLERANCES[np.dtype(dtype)]["rtol"]
+    for J, g, _ in results.values():
+        assert_close(g, grad, dtype)
+        assert J == pytest.approx(J_serial, rel=rtol)
+        if dtype == np.float64:
+            assert np.linalg.norm(g - g0) <= 1e-12 * np.linalg.norm(g0)
+
+
+def test_two_processes_at_two_threads_give_the_same_bits():
+    env = {"NUMBA_NUM_THREADS": "2", "FASTBP_NO_CACHE": "1"}
+    first, second = (_run(GRADIENT_SCRIPT, **env) for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+
+
+def _blas_threads():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="BLAS of the kernels")
+def test_blas_holds_one_thread_while_large_passes_run():
+    import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels call
+
+    before = _blas_threads()
+    with threads.large_pass(True):
+        assert set(_blas_threads().values()) == {1}
+        # a serial large pass in another thread starts and ends meanwhile: the
+        # limit stays until the last pass ends
+        other = threading.Thread(target=lambda: threads.large_pass(False).__enter__().__exit__())
+        other.start()
+        other.join()
+        assert set(_blas_threads().values()) == {1}
+    assert _blas_threads() == before
+
+
+def test_small_passes_stay_on_the_calling_thread(monkeypatch):
+    seed = fastbp.Network([2, 3, 1])
+    assert objective._threads(seed, 3) == 0  # the seed example
+    mnist = fastbp.Network([784, 128, 10])
+    monkeypatch.setattr(threads, "pass_threads", lambda: 4)
+    assert objective._threads(mnist, 1) == 4  # even a one-row batch: 1e5 multiply-adds
+    assert threads.min_parallel_rows([32, 64, 64, 1]) == 17
+    assert objective._threads(fastbp.Network([32, 64, 64, 1]), 16) == 0
+
+
+def test_without_a_fast_threading_layer_passes_run_serially():
+    script = "import json, fastbp; print(json.dumps([fastbp.threads.pass_threads()]))"
+    assert _run(script, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")[0] == 1
+
+
+def _train_large(seed, out):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((256, 200)), rng.random((256, 3))
+    net = fastbp.Network([200, 64, 3], seed=seed)
+    net.fit(X, y, epochs=2, batch_size=64, learning_rate=0.1, seed=seed)
+    out[seed] = net.get_params()
+
+
+def test_threaded_training_in_two_threads_at_once_equals_one_after_the_other():
+    assert fastbp.Network([200, 64, 3])._parallel_rows <= 64  # the threaded passes
+    sequential, concurrent = {}, {}
+    for seed in (1, 2):
+        _train_large(seed, sequential)
+    workers = [threading.Thread(target=_train_large, args=(s, concurrent)) for s in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for seed in (1, 2):
+        np.testing.assert_array_equal(concurrent[seed], sequential[seed])
