@@ -8,13 +8,13 @@ full-batch cost and gradient, ``predict``, ``cost``) reads it when called.
 - A pass whose forward products hold at least :data:`PARALLEL_MIN_WORK`
   multiply-adds (per batch for an epoch) runs on that many threads
   (:mod:`fastbp.kernels._parallel`), or on one (the serial kernels) when it is 1.
-  BLAS is held to one thread while it runs: the pass's own threads call it, and
-  Numba's threads plus BLAS's never exceed the count. Its limit is restored
-  after the pass (process-wide: BLAS calls made meanwhile by other threads get
-  one thread too).
-- A smaller pass runs on the calling thread alone and leaves BLAS as it is: its
-  products are below the size at which BLAS starts threads, and threads would
-  cost more than they save (the seed network's pass takes about a microsecond).
+  The BLAS the kernels call (SciPy's) is held to one thread while it runs: the
+  pass's own threads call it, and Numba's threads plus BLAS's never exceed the
+  count. Its limit is restored after the pass (process-wide: SciPy BLAS calls
+  made meanwhile by other threads get one thread too).
+- A smaller pass runs on the calling thread alone and leaves BLAS as it is
+  (large products in it may still use BLAS's threads): there, synchronising
+  the threads costs more than they save.
 
 Parallel passes run one at a time in a process (each already uses every thread
 it is given); a second waits for the first. To train separate networks side by
@@ -37,10 +37,12 @@ import threading
 import numba
 
 #: Forward multiply-adds of one pass (one batch) from which it runs on threads.
-#: Measured on 2 cores (``asv_benchmarks/tools/threshold.py``): below about
-#: 1e5 the two parallel regions per batch and the split products cost more
-#: than the second thread saves.
-PARALLEL_MIN_WORK = 100_000
+#: Measured on 2 cores against the serial pass with BLAS at 2 threads
+#: (``asv_benchmarks/tools/threshold.py``): a 784-128-10 batch of 32 (3.3e6)
+#: breaks even or gains, while 64-64-10 at batch 200 (9.5e5) and every smaller
+#: case ran 2-10x slower threaded (synchronising two parallel steps per batch
+#: costs tens of microseconds there).
+PARALLEL_MIN_WORK = 3_000_000
 
 #: Blocks per thread: a thread works on two smaller blocks rather than one,
 #: which kept each product's operands in its core's cache and cut the
@@ -109,12 +111,27 @@ def _blas_single_enter():
     with _blas_lock:
         if _blas_users == 0:
             if _controller is None:
-                import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels call
-                from threadpoolctl import ThreadpoolController
-
-                _controller = ThreadpoolController()
-            _blas_limiter = _controller.limit(limits=1, user_api="blas")
+                _controller = _kernels_blas()
+            _blas_limiter = _controller.limit(limits=1)
         _blas_users += 1
+
+
+def _kernels_blas():
+    """A threadpoolctl controller of the BLAS the kernels call: SciPy's (Numba
+    calls BLAS through ``scipy.linalg.cython_blas``), else every BLAS loaded.
+    NumPy's own OpenBLAS is left alone: setting its thread count wakes its idle
+    threads, which then spin for a while and took a core from the passes."""
+    import os
+
+    import scipy
+    import scipy.linalg.cython_blas  # noqa: F401  loads the BLAS the kernels call
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+    scipys = [c.filepath for c in blas.lib_controllers
+              if os.path.relpath(c.filepath, root).split(os.sep)[0] in ("scipy", "scipy.libs")]
+    return blas.select(filepath=scipys) if scipys else blas
 
 
 def _blas_single_exit():

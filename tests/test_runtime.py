@@ -14,12 +14,12 @@ import fastbp
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Big enough that the products go through BLAS, which is where threads could matter.
+# Big enough for the threaded passes (3.6e6 multiply-adds) at two threads or more.
 GRADIENT_SCRIPT = """
 import json, numpy as np, fastbp
 rng = np.random.default_rng(0)
 net = fastbp.Network([64, 96, 10], seed=1)
-X, y = rng.standard_normal((300, 64)), rng.random((300, 10))
+X, y = rng.standard_normal((500, 64)), rng.random((500, 10))
 J, gW, gb = net.cost_and_gradients(X, y)
 print(json.dumps([J] + np.concatenate([g.ravel() for g in gW + gb]).tolist()))
 """
@@ -142,7 +142,7 @@ for name in sys.argv[1:]:  # imported before fastbp, as a user's script might
     __import__(name)
 import numpy as np, fastbp
 rng = np.random.default_rng(0)
-X, y = rng.standard_normal((300, 64)), rng.random((300, 10))
+X, y = rng.standard_normal((500, 64)), rng.random((500, 10))
 digests = {}
 def record(key, *arrays):
     flat = np.concatenate([np.ravel(a) for a in arrays])

@@ -126,14 +126,22 @@ def test_blas_holds_one_thread_while_large_passes_run():
     import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels call
 
     before = _blas_threads()
+    ours = {lib["filepath"] for lib in threads._kernels_blas().info()}
+    assert ours and ours <= set(before)
+
+    def limited():
+        now = _blas_threads()
+        return {path: now[path] for path in ours}, {p: n for p, n in now.items() if p not in ours}
+
     with threads.large_pass(True):
-        assert set(_blas_threads().values()) == {1}
+        assert set(limited()[0].values()) == {1}
+        assert limited()[1] == {p: n for p, n in before.items() if p not in ours}
         # a serial large pass in another thread starts and ends meanwhile: the
         # limit stays until the last pass ends
         other = threading.Thread(target=lambda: threads.large_pass(False).__enter__().__exit__())
         other.start()
         other.join()
-        assert set(_blas_threads().values()) == {1}
+        assert set(limited()[0].values()) == {1}
     assert _blas_threads() == before
 
 
@@ -142,9 +150,10 @@ def test_small_passes_stay_on_the_calling_thread(monkeypatch):
     assert objective._threads(seed, 3) == 0  # the seed example
     mnist = fastbp.Network([784, 128, 10])
     monkeypatch.setattr(threads, "pass_threads", lambda: 4)
-    assert objective._threads(mnist, 1) == 4  # even a one-row batch: 1e5 multiply-adds
-    assert threads.min_parallel_rows([32, 64, 64, 1]) == 17
-    assert objective._threads(fastbp.Network([32, 64, 64, 1]), 16) == 0
+    assert objective._threads(mnist, 32) == 4  # 3.25e6 multiply-adds
+    assert objective._threads(mnist, 29) == 0
+    assert threads.min_parallel_rows([784, 128, 10]) == 30
+    assert objective._threads(fastbp.Network([64, 64, 10]), 200) == 0
 
 
 def test_without_a_fast_threading_layer_passes_run_serially():
@@ -154,14 +163,14 @@ def test_without_a_fast_threading_layer_passes_run_serially():
 
 def _train_large(seed, out):
     rng = np.random.default_rng(seed)
-    X, y = rng.standard_normal((256, 200)), rng.random((256, 3))
-    net = fastbp.Network([200, 64, 3], seed=seed)
+    X, y = rng.standard_normal((256, 800)), rng.random((256, 3))
+    net = fastbp.Network([800, 64, 3], seed=seed)
     net.fit(X, y, epochs=2, batch_size=64, learning_rate=0.1, seed=seed)
     out[seed] = net.get_params()
 
 
 def test_threaded_training_in_two_threads_at_once_equals_one_after_the_other():
-    assert fastbp.Network([200, 64, 3])._parallel_rows <= 64  # the threaded passes
+    assert fastbp.Network([800, 64, 3])._parallel_rows <= 64  # the threaded passes
     sequential, concurrent = {}, {}
     for seed in (1, 2):
         _train_large(seed, sequential)
