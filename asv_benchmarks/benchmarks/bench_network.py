@@ -11,6 +11,7 @@ from .common import (
     IMPLS,
     NETWORK_IMPLS,
     PLAIN,
+    THREADS,
     W2_BATCH_SIZES,
     W4_ACTIVATIONS,
     W4_BATCH_SIZES,
@@ -18,6 +19,7 @@ from .common import (
     mnist_like,
     prepared,
     require_fit,
+    use_threads,
     w2_call,
     w3_call,
     wide_batch,
@@ -56,15 +58,19 @@ class _MnistShapedEpoch:
     """One epoch of a 784-128-10 network over 60000 MNIST-shaped examples."""
 
     workload = None  # key of common.prepared
-    params = [DTYPES, W2_BATCH_SIZES, NETWORK_IMPLS]
-    param_names = ["dtype", "batch_size", "impl"]
+    params = [DTYPES, W2_BATCH_SIZES, NETWORK_IMPLS, THREADS]
+    param_names = ["dtype", "batch_size", "impl", "threads"]
     number = 1
     repeat = (2, 5, 20.0)
     warmup_time = 0
     timeout = 900
 
-    def setup(self, dtype, batch_size, impl):
+    def setup(self, dtype, batch_size, impl, threads):
+        use_threads(threads)
         self.epoch = prepared(self.workload, impl, dtype, batch_size)
+
+    def teardown(self, *args):
+        use_threads(1)
 
 
 class W2SGDEpoch(_MnistShapedEpoch):
@@ -72,7 +78,7 @@ class W2SGDEpoch(_MnistShapedEpoch):
 
     workload = "w2"
 
-    def time_sgd_epoch(self, dtype, batch_size, impl):
+    def time_sgd_epoch(self, dtype, batch_size, impl, threads):
         self.epoch()
 
 
@@ -81,43 +87,51 @@ class W5AdamEpoch(_MnistShapedEpoch):
     output, mean categorical cross-entropy), learning rate 1e-3."""
 
     workload = "w5"
-    params = [DTYPES, W5_BATCH_SIZES, NETWORK_IMPLS]
+    params = [DTYPES, W5_BATCH_SIZES, NETWORK_IMPLS, THREADS]
 
-    def time_adam_epoch(self, dtype, batch_size, impl):
+    def time_adam_epoch(self, dtype, batch_size, impl, threads):
         self.epoch()
 
 
 class W4TabularEpoch:
     """One SGD epoch, 32-64-64-1 regressor (identity output, mse), 100000 rows."""
 
-    params = [DTYPES, W4_ACTIVATIONS, W4_BATCH_SIZES, NETWORK_IMPLS]
-    param_names = ["dtype", "activation", "batch_size", "impl"]
+    params = [DTYPES, W4_ACTIVATIONS, W4_BATCH_SIZES, NETWORK_IMPLS, THREADS]
+    param_names = ["dtype", "activation", "batch_size", "impl", "threads"]
     number = 1
     repeat = (2, 5, 20.0)
     warmup_time = 0
     timeout = 900
 
-    def setup(self, dtype, activation, batch_size, impl):
+    def setup(self, dtype, activation, batch_size, impl, threads):
+        use_threads(threads)
         self.epoch = prepared("w4", impl, dtype, activation, batch_size)
 
-    def time_sgd_epoch(self, dtype, activation, batch_size, impl):
+    def teardown(self, *args):
+        use_threads(1)
+
+    def time_sgd_epoch(self, dtype, activation, batch_size, impl, threads):
         self.epoch()
 
 
 class W3WideBatch:
     """One full-batch cost_and_gradients: 4096 examples, 1024-1024-1024-10."""
 
-    params = [DTYPES, NETWORK_IMPLS]
-    param_names = ["dtype", "impl"]
+    params = [DTYPES, NETWORK_IMPLS, THREADS]
+    param_names = ["dtype", "impl", "threads"]
     number = 1
     repeat = (3, 10, 20.0)
     warmup_time = 0
     timeout = 600
 
-    def setup(self, dtype, impl):
+    def setup(self, dtype, impl, threads):
+        use_threads(threads)
         self.call = prepared("w3", impl, dtype)
 
-    def time_cost_and_gradients(self, dtype, impl):
+    def teardown(self, *args):
+        use_threads(1)
+
+    def time_cost_and_gradients(self, dtype, impl, threads):
         self.call()
 
 

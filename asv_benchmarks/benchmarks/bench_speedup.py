@@ -8,10 +8,12 @@ from .common import (
     FASTBP,
     NUMPY_OPPONENTS,
     REFERENCE,
+    THREADS,
     W4_ACTIVATIONS,
     W4_BATCH_SIZES,
     median_seconds,
     prepared,
+    use_threads,
 )
 
 
@@ -24,10 +26,16 @@ class _Speedup:
     workload = ()
 
     def setup(self, dtype, *args):
+        if self.param_names[-1] == "threads":  # both sides on that many threads
+            *args, threads = args
+            use_threads(threads)
         workload = self.workload(FASTBP, dtype, *args)
         opponents = [REFERENCE] if workload[0] == "kernel" else NUMPY_OPPONENTS
         self.calls = [prepared(*self.workload(impl, dtype, *args))
                       for impl in opponents + [FASTBP]]
+
+    def teardown(self, *args):
+        use_threads(1)
 
     def track_speedup(self, dtype, *args):
         *opponents, fast = median_seconds(self.calls, repeat=self.samples)
@@ -53,6 +61,8 @@ class SpeedupW1Flat(_Speedup):
 class SpeedupW2Batch32(_Speedup):
     """W2: one SGD epoch at batch 32."""
 
+    params = [DTYPES, THREADS]
+    param_names = ["dtype", "threads"]
     samples = 3
 
     @staticmethod
@@ -71,6 +81,8 @@ class SpeedupW2Batch128(SpeedupW2Batch32):
 class SpeedupW5Batch32(_Speedup):
     """W5: one Adam epoch (softmax output, cross-entropy) at batch 32."""
 
+    params = [DTYPES, THREADS]
+    param_names = ["dtype", "threads"]
     samples = 3
 
     @staticmethod
@@ -89,8 +101,8 @@ class SpeedupW5Batch128(SpeedupW5Batch32):
 class SpeedupW4(_Speedup):
     """W4: one SGD epoch of the 32-64-64-1 regressor on 100000 rows."""
 
-    params = [DTYPES, W4_ACTIVATIONS, W4_BATCH_SIZES]
-    param_names = ["dtype", "activation", "batch_size"]
+    params = [DTYPES, W4_ACTIVATIONS, W4_BATCH_SIZES, THREADS]
+    param_names = ["dtype", "activation", "batch_size", "threads"]
     samples = 3
 
     @staticmethod
@@ -101,6 +113,8 @@ class SpeedupW4(_Speedup):
 class SpeedupW3(_Speedup):
     """W3: one full-batch cost_and_gradients, 4096 x 1024-1024-1024-10."""
 
+    params = [DTYPES, THREADS]
+    param_names = ["dtype", "threads"]
     samples = 5
 
     @staticmethod

@@ -12,10 +12,13 @@ equivalence tests use; optional peers (PyTorch, scikit-learn) live in
 """
 
 import functools
+import os
 import statistics
 import time
 
+import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import fastbp
 from fastbp.datasets import seed_example, seed_weights
@@ -32,6 +35,21 @@ NETWORK_IMPLS = [PLAIN] + IMPLS + peers.AVAILABLE
 #: What fastbp's speed is quoted against: the faster of these two in each run.
 NUMPY_OPPONENTS = [PLAIN, REFERENCE]
 DTYPES = ["float32", "float64"]
+
+#: Thread counts of the benchmarks with a ``threads`` parameter: one, and every core.
+THREADS = sorted({1, os.cpu_count() or 1})
+
+
+def use_threads(n):
+    """Pin every thread pool of this process to ``n`` threads: Numba's (what fastbp's
+    passes use), BLAS and OpenMP (threadpoolctl) and PyTorch's, when imported."""
+    numba.set_num_threads(n)
+    threadpool_limits(n)
+    if "torch" in peers.AVAILABLE:
+        import torch
+
+        torch.set_num_threads(n)
+
 
 KERNELS = ["sigmoid", "hidden_delta", "weight_gradient"]
 #: Activation shapes (examples x units); the next layer has as many units.
@@ -283,3 +301,6 @@ def gemm_call(dtype, n=2048):
     rng = np.random.default_rng(0)
     A, B = (rng.random((n, n)).astype(dtype) for _ in range(2))
     return functools.partial(np.dot, A, B, out=np.empty((n, n), dtype))
+
+
+use_threads(1)  # every benchmark without a ``threads`` parameter runs on one thread

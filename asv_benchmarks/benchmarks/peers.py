@@ -8,8 +8,8 @@ cross-entropy with logistic outputs for W2, identity outputs for W3), so they
 are comparable in cost, not bit for bit. For W5 (Adam, softmax, categorical
 cross-entropy) both take the class labels: PyTorch ``torch.optim.Adam`` and
 ``nn.functional.cross_entropy`` on the logits, scikit-learn a multi-class
-``MLPClassifier`` (softmax output) with ``solver="adam"``. PyTorch is pinned to
-one thread.
+``MLPClassifier`` (softmax output) with ``solver="adam"``. PyTorch's threads
+are pinned with the other pools (``common.use_threads``).
 """
 
 import importlib.util
@@ -33,7 +33,6 @@ _TORCH_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU",
 def _torch_model(sizes, dtype, activation="sigmoid", output="sigmoid"):
     import torch
 
-    torch.set_num_threads(1)
     layers = []
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         act = activation if l < len(sizes) - 2 else output
