@@ -43,7 +43,8 @@ class Network:
 
     Thread safety: a Network owns scratch buffers, so one instance must not be
     used from two threads at once; separate instances may run concurrently (the
-    kernels release the GIL).
+    kernels release the GIL). Large passes use ``numba.get_num_threads()``
+    threads of the calling thread (see :mod:`fastbp.threads`).
     """
 
     def __init__(self, layer_sizes, *, activation="sigmoid", output_activation=None,

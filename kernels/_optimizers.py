@@ -15,37 +15,35 @@ from ._tables import ADAM_RULE, MOMENTUM_RULE, SGD_RULE
 
 
 @kernel
-def _sgd(params, grad, hyper, lo, hi):
+def _sgd(params, grad, hyper):
     """``hyper = [learning_rate]``: ``p -= lr g``."""
     lr = params.dtype.type(hyper[0])
-    for i in range(lo, hi):
+    for i in range(params.size):
         params[i] -= lr * grad[i]
 
 
 @kernel
-def _momentum(params, grad, hyper, state, lo, hi):
-    """Classical momentum, ``hyper = [learning_rate, momentum]``, ``state[0]`` the
+def _momentum(params, grad, hyper, v):
+    """Classical momentum, ``hyper = [learning_rate, momentum]``, ``v`` the
     velocity: ``v = mu v - lr g``, ``p += v``."""
     lr, mu = params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
-    v = state[0]
-    for i in range(lo, hi):
+    for i in range(params.size):
         v[i] = mu * v[i] - lr * grad[i]
         params[i] += v[i]
 
 
 @kernel
-def _adam(params, grad, hyper, state, lo, hi):
+def _adam(params, grad, hyper, m, v):
     """Adam as ``torch.optim.Adam`` steps it (no weight decay), ``hyper = [lr, beta1,
     beta2, eps, t]`` with ``t`` the steps taken so far (this one included: see
-    :func:`begin_step`), ``state`` the first and second moments."""
+    :func:`begin_step`), ``m``, ``v`` the first and second moments."""
     lr, beta1, beta2, eps, t = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
     dt = params.dtype.type
     step_size = dt(lr / (1.0 - beta1**t))
     root_correction = dt(np.sqrt(1.0 - beta2**t))
     keep1, keep2, eps_ = dt(1.0 - beta1), dt(1.0 - beta2), dt(eps)
     b2 = dt(beta2)
-    m, v = state[0], state[1]
-    for i in range(lo, hi):
+    for i in range(params.size):
         g = grad[i]
         m[i] += keep1 * (g - m[i])  # torch's lerp
         v[i] = b2 * v[i] + keep2 * g * g
@@ -62,12 +60,15 @@ def begin_step(rule, hyper):
 
 @kernel
 def apply_update(rule, params, grad, hyper, state, lo, hi):
-    """Step ``params[lo:hi]`` by rule ``rule`` from the gradient ``grad``."""
+    """Step ``params[lo:hi]`` by rule ``rule`` from the gradient ``grad``. The rules
+    loop over slices from 0: a loop from a runtime ``lo`` did not vectorise (Numba
+    guards each index against being negative), which tripled Adam's step."""
+    p, g = params[lo:hi], grad[lo:hi]
     if rule == SGD_RULE:
-        _sgd(params, grad, hyper, lo, hi)
+        _sgd(p, g, hyper)
     elif rule == MOMENTUM_RULE:
-        _momentum(params, grad, hyper, state, lo, hi)
+        _momentum(p, g, hyper, state[0][lo:hi])
     elif rule == ADAM_RULE:
-        _adam(params, grad, hyper, state, lo, hi)
+        _adam(p, g, hyper, state[0][lo:hi], state[1][lo:hi])
     else:
         raise ValueError("unknown update rule code (see kernels/_tables.py UPDATE_RULES)")

@@ -98,8 +98,11 @@ def _forward_rows(params, layout, x, n, lo, hi, work):
         else:  # the output layer also keeps its pre-activation
             _add_bias_and_activate(work, off, params, b, rows, n_out, IDENTITY_CODE)
             z = z_out + lo * n_out
+            # slices indexed from 0: Numba guards an index from a runtime offset
+            # against being negative, which keeps a loop from vectorising
+            z_rows, a_rows = work[z : z + rows * n_out], work[off : off + rows * n_out]
             for i in range(rows * n_out):
-                work[z + i] = work[off + i]
+                z_rows[i] = a_rows[i]
             activate_inplace(work[off : off + rows * n_out], n_out, _act(layout, l))
 
 
@@ -170,8 +173,9 @@ def _params_step(params, layout, x, n, t, n_blocks, work, grad, l2, lr, rule, hy
         i0, i1 = _block(n_in, t, n_blocks)
         w, size = _w_off(layout, l) + i0 * n_out, (i1 - i0) * n_out
         if l2 != 0.0:
-            for i in range(w, w + size):
-                sq += params[i] * params[i]
+            W = params[w : w + size]
+            for i in range(size):
+                sq += W[i] * W[i]
         d = _delta_off(layout, l, n)
         D = work[d : d + n * n_out]
         if l == 0:
@@ -249,10 +253,12 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
             if gather:
                 for r in range(lo, hi):
                     src = order[start + r]
+                    x_row, x_dst = X[src], X_batch[r * n_in : (r + 1) * n_in]
+                    y_row, y_dst = y[src], y_batch[r * n_out : (r + 1) * n_out]
                     for j in range(n_in):
-                        X_batch[r * n_in + j] = X[src, j]
+                        x_dst[j] = x_row[j]
                     for j in range(n_out):
-                        y_batch[r * n_out + j] = y[src, j]
+                        y_dst[j] = y_row[j]
             if mode == FORWARD:
                 _forward_rows(params, layout, x, m, lo, hi, work)
                 partial[t] = 0.0

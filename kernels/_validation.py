@@ -79,15 +79,25 @@ def as_array(x, name, *, dtype=None, ndim=2, finite=False):
     return out
 
 
+#: Elements per dot product in :func:`all_finite`: OpenBLAS runs a longer one on
+#: its own threads (above 10 000), which then spin idle for a while and took a
+#: core from the threaded pass that followed the validation.
+DOT_CHUNK = 8192
+
+
 def all_finite(a):
     """Whether ``a`` (contiguous) holds no NaN or infinity; never warns."""
     # a.a is finite only if every element is: one BLAS pass, no full-size mask, and
     # no floating-point warning (a dot product is not a ufunc); 0.5 us on a tiny
     # array against 1.3 for np.isfinite(a).all(). A huge but finite square can
     # overflow, so that case falls to the exact test.
-    if math.isfinite(np.vdot(a, a)):
-        return True
-    return bool(np.isfinite(a).all())
+    if a.size <= DOT_CHUNK:
+        finite = math.isfinite(np.vdot(a, a))
+    else:
+        flat = a.ravel(order="K")
+        finite = all(math.isfinite(np.vdot(part, part))
+                     for part in (flat[i : i + DOT_CHUNK] for i in range(0, flat.size, DOT_CHUNK)))
+    return finite or bool(np.isfinite(a).all())
 
 
 def already_normal(values, ndim):

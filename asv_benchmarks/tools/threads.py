@@ -8,7 +8,7 @@ within a process the implementations take turns sample by sample
 (``common.median_seconds``). Prints median seconds and fastbp's ratio against
 the plain loop, then fastbp's own speed-up from 1 thread to all.
 
-    python tools/threads.py                 # W2, W4, W3 at 1 and os.cpu_count() threads
+    python tools/threads.py                 # W2, W5, W4, W3 at 1 and os.cpu_count() threads
     python tools/threads.py --threads 1 2 4
     python tools/threads.py --apart --only W2   # one process per implementation
 """
@@ -25,6 +25,8 @@ HERE = Path(__file__).resolve().parents[1]
 WORKLOADS = {
     "W2 SGD epoch b32": (3, ("w2", "{impl}", "{dtype}", 32)),
     "W2 SGD epoch b128": (3, ("w2", "{impl}", "{dtype}", 128)),
+    "W5 Adam epoch b32": (3, ("w5", "{impl}", "{dtype}", 32)),
+    "W5 Adam epoch b128": (3, ("w5", "{impl}", "{dtype}", 128)),
     "W4 sigmoid epoch b16": (3, ("w4", "{impl}", "{dtype}", "sigmoid", 16)),
     "W4 sigmoid epoch b64": (3, ("w4", "{impl}", "{dtype}", "sigmoid", 64)),
     "W3 cost_and_gradients": (5, ("w3", "{impl}", "{dtype}")),
