@@ -239,7 +239,7 @@ def _threads(net, n_rows):
     left alone), else :func:`fastbp.threads.pass_threads` (1: serial)."""
     if n_rows < net._parallel_rows:
         return 0
-    return threads.pass_threads()
+    return threads.pass_threads(n_rows)
 
 
 def _running(n_threads):

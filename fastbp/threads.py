@@ -6,7 +6,8 @@ calling thread, at most that). Every compiled pass (``fit``'s epochs, the
 full-batch cost and gradient, ``predict``, ``cost``) reads it when called.
 
 - A pass whose forward products hold at least :data:`PARALLEL_MIN_WORK`
-  multiply-adds (per batch for an epoch) runs on that many threads
+  multiply-adds (per batch for an epoch) runs on that many threads (at most one
+  per :data:`MIN_ROWS_PER_THREAD` rows)
   (:mod:`fastbp.kernels._parallel`), or on one (the serial kernels) when it is 1.
   The BLAS the kernels call (SciPy's) is held to one thread while it runs: the
   pass's own threads call it, and Numba's threads plus BLAS's never exceed the
@@ -36,13 +37,18 @@ import threading
 
 import numba
 
-#: Forward multiply-adds of one pass (one batch) from which it runs on threads.
-#: Measured on 2 cores against the serial pass with BLAS at 2 threads
-#: (``asv_benchmarks/tools/threshold.py``): a 784-128-10 batch of 32 (3.3e6)
-#: breaks even or gains, while 64-64-10 at batch 200 (9.5e5) and every smaller
-#: case ran 2-10x slower threaded (synchronising two parallel steps per batch
-#: costs tens of microseconds there).
-PARALLEL_MIN_WORK = 3_000_000
+#: Forward multiply-adds of one pass (one batch) from which it runs on threads,
+#: if it also has :data:`MIN_ROWS_PER_THREAD` rows per thread. Measured on 2
+#: cores against the serial pass with BLAS at 2 threads
+#: (``asv_benchmarks/tools/threshold.py``): threaded epochs gained 12-28 % from
+#: about 2e5 (32-64-64-1 at batch 32 and 64, 64-64-10 at batch 64 and 200,
+#: 784-128-10 at batch 32) and lost 30-50 % below 1e5.
+PARALLEL_MIN_WORK = 150_000
+
+#: Rows per thread from which a pass runs on threads: with fewer, each block's
+#: forward product degenerates to a few rows that each read the whole weight
+#: matrix (784-128-10 at batch 4 ran at half the serial speed).
+MIN_ROWS_PER_THREAD = 8
 
 #: Blocks per thread: a thread works on two smaller blocks rather than one,
 #: which kept each product's operands in its core's cache and cut the
@@ -63,10 +69,11 @@ def min_parallel_rows(layer_sizes):
     return max(1, -(-PARALLEL_MIN_WORK // per_row))
 
 
-def pass_threads():
-    """Threads a large pass uses now: Numba's count for the calling thread, or 1
-    without a fast threading layer."""
-    n = numba.get_num_threads()
+def pass_threads(n_rows):
+    """Threads a large pass over ``n_rows`` rows uses now: Numba's count for the
+    calling thread, at most one per :data:`MIN_ROWS_PER_THREAD` rows; 1 without
+    a fast threading layer."""
+    n = min(numba.get_num_threads(), n_rows // MIN_ROWS_PER_THREAD)
     return n if n > 1 and _fast_layer() else 1
 
 

@@ -24,7 +24,7 @@ def threaded(monkeypatch):
     """Every pass of a network built from now on threaded, in the blocks of 3
     threads (6), whatever the machine: results depend on the blocks only."""
     monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 1)
-    monkeypatch.setattr(threads, "pass_threads", lambda: 3)
+    monkeypatch.setattr(threads, "pass_threads", lambda n_rows: 3)
 
 
 def _data(rng, sizes, n, out_act, loss, dtype):
@@ -68,7 +68,7 @@ def test_threaded_epochs_match_the_serial_ones(monkeypatch, method, rule, dtype,
     serial_net.fit(X, y, method=method, **options)
     with monkeypatch.context() as m:
         m.setattr(threads, "PARALLEL_MIN_WORK", 1)
-        m.setattr(threads, "pass_threads", lambda: 2)
+        m.setattr(threads, "pass_threads", lambda n_rows: 2)
         net = _pair(sizes, kind, dtype)[0]
         net.fit(X, y, method=method, **options)
     assert_close(net.get_params(), serial_net.get_params(), dtype)
@@ -149,15 +149,18 @@ def test_small_passes_stay_on_the_calling_thread(monkeypatch):
     seed = fastbp.Network([2, 3, 1])
     assert objective._threads(seed, 3) == 0  # the seed example
     mnist = fastbp.Network([784, 128, 10])
-    monkeypatch.setattr(threads, "pass_threads", lambda: 4)
-    assert objective._threads(mnist, 32) == 4  # 3.25e6 multiply-adds
-    assert objective._threads(mnist, 29) == 0
-    assert threads.min_parallel_rows([784, 128, 10]) == 30
-    assert objective._threads(fastbp.Network([64, 64, 10]), 200) == 0
+    assert threads.min_parallel_rows([784, 128, 10]) == 2  # 1.5e5 multiply-adds
+    monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 4)
+    if threads._fast_layer():
+        assert objective._threads(mnist, 32) == 4
+        assert objective._threads(mnist, 31) == 3  # at least 8 rows a thread
+        assert objective._threads(mnist, 8) == 1  # serial, BLAS held to one thread
+        assert objective._threads(fastbp.Network([64, 64, 10]), 200) == 4
+    assert objective._threads(fastbp.Network([32, 64, 64, 1]), 16) == 0  # 9.9e4
 
 
 def test_without_a_fast_threading_layer_passes_run_serially():
-    script = "import json, fastbp; print(json.dumps([fastbp.threads.pass_threads()]))"
+    script = "import json, fastbp; print(json.dumps([fastbp.threads.pass_threads(1000)]))"
     assert _run(script, NUMBA_THREADING_LAYER="workqueue", NUMBA_NUM_THREADS="2")[0] == 1
 
 

@@ -36,7 +36,7 @@ def epoch_time(sizes, batch, min_work, X, y):
 
 def main():
     rng = np.random.default_rng(0)
-    print(f"threads: {threads.pass_threads()}")
+    print(f"threads: {threads.pass_threads(10**6)}")
     print(f"{'layers':>16} {'batch':>5} {'multiply-adds':>13} {'serial':>9} {'threaded':>9} ratio")
     for sizes, batch in CASES:
         X, y = rng.standard_normal((ROWS, sizes[0])), rng.random((ROWS, sizes[-1]))
