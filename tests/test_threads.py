@@ -111,8 +111,9 @@ def test_same_blocks_same_bits_and_any_blocks_within_rounding(dtype, rng, monkey
             assert np.linalg.norm(g - g0) <= 1e-12 * np.linalg.norm(g0)
 
 
-def test_two_processes_at_two_threads_give_the_same_bits():
-    env = {"NUMBA_NUM_THREADS": "2", "FASTBP_NO_CACHE": "1"}
+def test_two_processes_at_two_threads_give_the_same_bits(tmp_path):
+    # the first compiles the threaded pass into an empty cache, the second loads it
+    env = {"NUMBA_NUM_THREADS": "2", "NUMBA_CACHE_DIR": str(tmp_path)}
     first, second = (_run(GRADIENT_SCRIPT, **env) for _ in range(2))
     np.testing.assert_array_equal(first, second)
 
