@@ -71,7 +71,9 @@ def tanh(z, out=None):
 
 
 def tanh_prime(z, out=None):
-    return _out(1 - np.tanh(_float(z)) ** 2, out)
+    # sech(z)^2 = 4 e / (1 + e)^2, e = exp(-2|z|): no cancellation in the tails
+    e = np.exp(-2 * np.abs(_float(z)))
+    return _out(4 * e / (1 + e) ** 2, out)
 
 
 def relu(z, out=None):

@@ -49,8 +49,11 @@ def prime_scalar(z, code, one):
         d = one + e
         return e / (d * d)
     if code == TANH:
-        t = tanh_scalar(z, one)
-        return one - t * t
+        # sech(z)^2 = 4 e / (1 + e)^2 with e = exp(-2|z|): 1 - tanh(z)^2 cancels in
+        # the tails (a 1e-4 relative error at |z| = 4 in float32)
+        e = exp_nonpositive(-(abs(z) + abs(z)))
+        d = one + e
+        return (one + one + one + one) * e / (d * d)
     if code == RELU:
         return one if z > 0 else one - one
     return one
