@@ -127,7 +127,7 @@ def tanh(z, out=None):
 
 
 def tanh_prime(z, out=None):
-    """``1 - tanh(z)**2``."""
+    """``1 - tanh(z)**2 = sech(z)**2``, computed without cancellation in the tails."""
     return activation_prime(z, "tanh", out)
 
 
