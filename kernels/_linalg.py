@@ -134,25 +134,6 @@ def gemm_nt_flat(A, a0, B, b0, C, c0, n, k, m):
             C[c0 + i * m + j] = s
 
 
-@kernel
-def gemm_tn_flat(A, a0, B, b0, C, c0, n, p, q):
-    """``C = A.T @ B`` with A (n, p), B (n, q), C (p, q), each at its offset."""
-    if n * p * q > SMALL_PRODUCT:
-        gemm_tn(A[a0 : a0 + n * p].reshape((n, p)), B[b0 : b0 + n * q].reshape((n, q)),
-                C[c0 : c0 + p * q].reshape((p, q)), NO_ACCUMULATE)
-        return
-    zero = C.dtype.type(0.0)
-    for i in range(p * q):
-        C[c0 + i] = zero
-    for r in range(n):
-        for i in range(p):
-            a = A[a0 + r * p + i]
-            ci = c0 + i * q
-            br = b0 + r * q
-            for j in range(q):
-                C[ci + j] += a * B[br + j]
-
-
 # -- C = alpha * A @ B + beta * C in one BLAS call --------------------------------------
 
 

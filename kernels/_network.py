@@ -12,20 +12,14 @@ import numpy as np
 from ._activations import activate_inplace, add_bias_and_activate, backprop_through
 from ._heads import cost_and_delta
 from ._jit import NO_ACCUMULATE, ZERO_OFFSET, entry_kernel, inlined_kernel, kernel
-from ._linalg import (
-    SMALL_PRODUCT,
-    column_sums,
-    gemm_nn_flat,
-    gemm_nt_flat,
-    gemm_scaled,
-    gemm_tn_flat,
-)
+from ._linalg import SMALL_PRODUCT, column_sums, gemm_nn_flat, gemm_nt_flat, gemm_strided
 from ._optimizers import apply_update, begin_step
 from ._tables import IDENTITY, SGD_RULE
 
 #: ``IDENTITY`` as a typed global: passed as a literal, it compiled the bias and
-#: activation pass (and what it calls) a second time.
+#: activation pass (and what it calls) a second time. The same for flags.
 IDENTITY_CODE = np.int64(IDENTITY)
+TRANSPOSED, AS_IS = np.bool_(True), np.bool_(False)
 _HEADER = 2  # layout[0] = number of layers L, layout[1] = output head code
 
 
@@ -145,26 +139,43 @@ def forward_pass(params, layout, X, work):
 
 
 @kernel
-def _weight_step(src, a_off, work, d_off, params, grad, w, n, n_in, n_out, l2, lr):
-    """Layer ``l``'s weight gradient ``a.T @ delta + l2 W`` into ``grad`` (``lr == 0``),
-    or the SGD step ``W -= lr * gradient`` itself. A large product takes the step
-    inside one BLAS call (``W = (1 - lr l2) W - lr a.T @ delta``): no gradient
-    buffer to write and read back, which was 5 % of an MNIST-sized epoch."""
-    size = n_in * n_out
-    W = params[w : w + size]
+def weight_rows_step(A, lda, D, W, G, rows, n, n_out, l2, lr):
+    """Rows ``i0..i0+rows`` of a layer's weight gradient, ``A[:, i0:i1].T @ D + l2 W``,
+    into ``G`` (``lr == 0``), or the SGD step ``W -= lr * gradient`` itself. ``A``
+    starts at column ``i0`` of the (n, lda) inputs; ``D`` (n, n_out) the delta; ``W``,
+    ``G`` start at the block's first weight (all rows: ``i0 = 0``, ``rows = lda``).
+    A large product takes the step inside one BLAS call (``W = (1 - lr l2) W - lr
+    a.T @ delta``): no gradient buffer to write and read back, which was 5 % of an
+    MNIST-sized epoch."""
+    size = rows * n_out
     if lr != 0.0 and n * size > SMALL_PRODUCT:
-        gemm_scaled(src[a_off : a_off + n * n_in].reshape((n, n_in)).T,
-                    work[d_off : d_off + n * n_out].reshape((n, n_out)),
-                    W.reshape((n_in, n_out)), -lr, 1.0 - lr * l2)
+        gemm_strided(TRANSPOSED, AS_IS, rows, n_out, n, -lr, A, lda, D, n_out, 1.0 - lr * l2, W,
+                     n_out)
         return
-    gemm_tn_flat(src, a_off, work, d_off, grad, w, n, n_in, n_out)
-    gW = grad[w : w + size]
+    if n * size > SMALL_PRODUCT:
+        gemm_strided(TRANSPOSED, AS_IS, rows, n_out, n, 1.0, A, lda, D, n_out, 0.0, G, n_out)
+    else:
+        zero = G.dtype.type(0.0)
+        for i in range(size):
+            G[i] = zero
+        for r in range(n):
+            for i in range(rows):
+                a = A[r * lda + i]
+                for j in range(n_out):
+                    G[i * n_out + j] += a * D[r * n_out + j]
     if l2 != 0.0:
         for i in range(size):
-            gW[i] += l2 * W[i]
+            G[i] += l2 * W[i]
     if lr != 0.0:
         for i in range(size):
-            W[i] -= lr * gW[i]
+            W[i] -= lr * G[i]
+
+
+@kernel
+def _weight_step(src, a_off, work, d_off, params, grad, w, n, n_in, n_out, l2, lr):
+    """Layer ``l``'s whole weight gradient (or SGD step) by :func:`weight_rows_step`."""
+    weight_rows_step(src[a_off:], n_in, work[d_off:], params[w:], grad[w:], n_in, n, n_out,
+                     l2, lr)
 
 
 @inlined_kernel

@@ -28,7 +28,7 @@ from numba import prange
 from ._activations import activate_inplace, times_prime_of_output
 from ._heads import cost_and_delta
 from ._jit import kernel, parallel_kernel
-from ._linalg import SMALL_PRODUCT, gemm_nn_flat, gemm_nt_flat, gemm_strided
+from ._linalg import gemm_nn_flat, gemm_nt_flat
 from ._network import (
     IDENTITY_CODE,
     _act,
@@ -38,6 +38,7 @@ from ._network import (
     _sections,
     _size,
     _w_off,
+    weight_rows_step,
 )
 from ._optimizers import apply_update, begin_step
 from ._tables import SGD_RULE
@@ -46,7 +47,6 @@ from ._tables import SGD_RULE
 NO_UPDATE = np.int64(-1)
 # Flags passed as typed globals: a literal True/False compiles the callee again.
 BACKWARD, FORWARD_ONLY = np.bool_(True), np.bool_(False)
-TRANSPOSED, AS_IS = np.bool_(True), np.bool_(False)
 
 
 def workspace_size(layout, n_examples):
@@ -131,36 +131,6 @@ def _rows_step(params, layout, x, y, n, lo, hi, work, data_scale, backward):
 
 
 @kernel
-def _weight_rows_step(A, lda, D, W, G, rows, n, n_out, l2, lr):
-    """Rows ``i0..i0+rows`` of a layer's weight gradient, ``A[:, i0:i1].T @ D + l2 W``,
-    into ``G`` (``lr == 0``), or the SGD step taken inside the product. ``A`` starts
-    at column ``i0`` of the (n, lda) inputs; ``D`` (n, n_out) the delta; ``W``,
-    ``G`` start at the block's first weight."""
-    size = rows * n_out
-    if lr != 0.0 and n * size > SMALL_PRODUCT:
-        gemm_strided(TRANSPOSED, AS_IS, rows, n_out, n, -lr, A, lda, D, n_out, 1.0 - lr * l2, W,
-                     n_out)
-        return
-    if n * size > SMALL_PRODUCT:
-        gemm_strided(TRANSPOSED, AS_IS, rows, n_out, n, 1.0, A, lda, D, n_out, 0.0, G, n_out)
-    else:
-        zero = G.dtype.type(0.0)
-        for i in range(size):
-            G[i] = zero
-        for r in range(n):
-            for i in range(rows):
-                a = A[r * lda + i]
-                for j in range(n_out):
-                    G[i * n_out + j] += a * D[r * n_out + j]
-    if l2 != 0.0:
-        for i in range(size):
-            G[i] += l2 * W[i]
-    if lr != 0.0:
-        for i in range(size):
-            W[i] -= lr * G[i]
-
-
-@kernel
 def _params_step(params, layout, x, n, t, n_blocks, work, grad, l2, lr, rule, hyper, state):
     """Step 2 for block ``t``: its weight rows and biases of every layer get their
     gradient over all ``n`` rows, then the update (``lr != 0``: the SGD step;
@@ -179,10 +149,10 @@ def _params_step(params, layout, x, n, t, n_blocks, work, grad, l2, lr, rule, hy
         d = _delta_off(layout, l, n)
         D = work[d : d + n * n_out]
         if l == 0:
-            _weight_rows_step(x[i0:], n_in, D, params[w:], grad[w:], i1 - i0, n, n_out, l2, lr)
+            weight_rows_step(x[i0:], n_in, D, params[w:], grad[w:], i1 - i0, n, n_out, l2, lr)
         else:
             a = _activation_offset(layout, l - 1, n) + i0
-            _weight_rows_step(work[a:], n_in, D, params[w:], grad[w:], i1 - i0, n, n_out, l2,
+            weight_rows_step(work[a:], n_in, D, params[w:], grad[w:], i1 - i0, n, n_out, l2,
                               lr)
         if rule != NO_UPDATE and rule != SGD_RULE:
             apply_update(rule, params, grad, hyper, state, w, w + size)
