@@ -9,7 +9,9 @@ term, and answers :meth:`~Objective.cost`, :meth:`~Objective.cost_and_gradient`
 Each gradient engine is one subclass, listed in :data:`ENGINES` under the name
 ``Network(backend=...)`` takes: the compiled kernels and the NumPy reference.
 ``Network``, the trainers, the tutorial, the demo and the benchmarks talk to
-this interface only; a new engine (threads, a cluster) is one more subclass.
+this interface only; a new engine (a cluster, another library) is one more
+subclass. Threads are not an engine: the compiled one picks serial or threaded
+passes per call (:mod:`fastbp.threads`).
 """
 
 from contextlib import nullcontext
