@@ -8,7 +8,7 @@ import numpy as np
 
 from . import dask as _dask
 from . import io, threads, training
-from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _parallel, _tables
+from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _tables
 from .kernels import _network as fused
 from .kernels import _validation as v
 from .objective import ENGINES
@@ -73,8 +73,7 @@ class Network:
         self._slices = _parameter_slices(sizes, self.bias)
         self._params = np.zeros(n_params, self.dtype)
         self._work = np.empty(0, self.dtype)
-        # the threaded passes' workspace holds the serial ones'
-        self._work_per_row = _parallel.workspace_size(self._layout, 1)
+        self._work_per_row = fused.workspace_size(self._layout, 1)
         self._parallel_rows = threads.min_parallel_rows(sizes)
         rng = v.generator(seed)
         for W in self.weights:

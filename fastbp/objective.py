@@ -184,7 +184,8 @@ class CompiledObjective(Objective):
                 if n_threads > 1:
                     _threaded(_parallel.FORWARD, net, X[start:stop], X[start:stop], work,
                               n_threads)
-                    off = _parallel.forward_offset(net._layout, stop - start)
+                    # the output layer's activations, where the serial pass puts them
+                    off = fused._activation_offset(net._layout, net._layout[0] - 1, stop - start)
                 else:
                     off = fused.forward_pass(net._params, net._layout, X[start:stop], work)
                 rows = yhat[start:stop]

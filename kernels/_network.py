@@ -46,13 +46,14 @@ def make_layout(sizes, activation_codes, bias, head_code):
 
 
 def workspace_size(layout, n_examples):
-    """Length of the flat workspace one pass over ``n_examples`` rows needs:
-    every layer's activations, the output pre-activation, and one scratch block
-    as wide as the widest hidden layer (deltas overwrite the activations)."""
+    """Length of the flat workspace one pass over ``n_examples`` rows needs, serial
+    or threaded: every layer's activations, the output pre-activation, then one
+    block per hidden layer. The serial pass uses the first of those blocks as
+    scratch (its deltas overwrite the activations); a threaded one keeps each
+    hidden layer's delta there (:mod:`._parallel`)."""
     n_layers = int(layout[0])
     sizes = [int(s) for s in layout[_HEADER : _HEADER + n_layers + 1]]
-    widest_hidden = max(sizes[1:-1], default=0)
-    return n_examples * (sum(sizes[1:]) + sizes[-1] + widest_hidden)
+    return n_examples * (sum(sizes[1:]) + sizes[-1] + sum(sizes[1:-1]))
 
 
 @kernel
@@ -231,6 +232,22 @@ def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
     return data_cost + l2_cost
 
 
+@kernel
+def gather_rows(X, y, order, start, lo, hi, X_batch, y_batch):
+    """Rows ``lo..hi`` of the batch that starts at ``order[start]``: rows
+    ``order[start + r]`` of ``X`` and ``y`` into row ``r`` of the flat batch buffers
+    (slices indexed from 0, so the copies vectorise)."""
+    n_in, n_out = X.shape[1], y.shape[1]
+    for r in range(lo, hi):
+        src = order[start + r]
+        x_row, x_dst = X[src], X_batch[r * n_in : (r + 1) * n_in]
+        y_row, y_dst = y[src], y_batch[r * n_out : (r + 1) * n_out]
+        for j in range(n_in):
+            x_dst[j] = x_row[j]
+        for j in range(n_out):
+            y_dst[j] = y_row[j]
+
+
 @entry_kernel
 def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state, l2,
                     per_example, work, grad, X_batch, y_batch):
@@ -246,21 +263,14 @@ def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state,
     parameters it stepped from, the L2 term weighted by the batch's rows): no
     second pass over the data.
     """
-    n, n_in = X.shape
+    n = X.shape[0]
     n_out = y.shape[1]
     loss = 0.0
     # plain SGD steps inside the pass's BLAS calls; other rules need the gradient
     step = params.dtype.type(hyper[0] if rule == SGD_RULE else 0.0)
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
-        for r in range(m):
-            src = order[start + r]
-            x_row, x_dst = X[src], X_batch[r * n_in : (r + 1) * n_in]
-            y_row, y_dst = y[src], y_batch[r * n_out : (r + 1) * n_out]
-            for j in range(n_in):
-                x_dst[j] = x_row[j]
-            for j in range(n_out):
-                y_dst[j] = y_row[j]
+        gather_rows(X, y, order, start, ZERO_OFFSET, m, X_batch, y_batch)
         data_cost, l2_cost = _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out],
                                                 m, work, grad, l2,
                                                 1.0 / m if per_example else 1.0, step)

@@ -16,7 +16,7 @@ thread runs them, and the partial costs are added in block order: the same
 inputs and block count give the same bits in every run. Every sum over the
 batch's rows is one product or loop over all of them, as in the serial passes.
 
-Workspace (:func:`workspace_size`): the serial layout (activations, the output
+Workspace (:func:`._network.workspace_size`): the serial layout (activations, the output
 pre-activation) followed by one delta block per hidden layer, because a hidden
 layer's activations are still needed after all the deltas are made. The output
 layer's delta replaces its activations, as in the serial pass.
@@ -38,6 +38,7 @@ from ._network import (
     _sections,
     _size,
     _w_off,
+    gather_rows,
     weight_rows_step,
 )
 from ._optimizers import apply_update, begin_step
@@ -47,13 +48,6 @@ from ._tables import SGD_RULE
 NO_UPDATE = np.int64(-1)
 # Flags passed as typed globals: a literal True/False compiles the callee again.
 BACKWARD, FORWARD_ONLY = np.bool_(True), np.bool_(False)
-
-
-def workspace_size(layout, n_examples):
-    """Length of the flat workspace a parallel pass over ``n_examples`` rows needs."""
-    n_layers = int(layout[0])
-    sizes = [int(s) for s in layout[2 : 2 + n_layers + 1]]
-    return n_examples * (sum(sizes[1:]) + sizes[-1] + sum(sizes[1:-1]))
 
 
 @kernel
@@ -197,15 +191,14 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
     - ``GRADIENT``: :func:`._network.cost_and_gradient` over all rows at
       ``data_scale``, the gradient into ``grad``; returns the cost.
     - ``COST``: the data cost alone (``data_scale`` 1, no L2 term).
-    - ``FORWARD``: the forward pass; ``yhat`` then starts at
-      :func:`forward_offset` in ``work``. Returns 0.
+    - ``FORWARD``: the forward pass; ``yhat`` then starts in ``work`` where the
+      serial :func:`._network.forward_pass` puts it. Returns 0.
 
     Outside ``EPOCH``, ``batch_size`` is the number of rows and ``order``,
     ``rule``, ``hyper``, ``state``, ``X_batch``, ``y_batch`` are not used (any
     arrays of their types). ``partial``: float64 scratch of ``n_blocks``.
     """
-    n, n_in = X.shape
-    n_out = y.shape[1]
+    n = X.shape[0]
     gather = mode == EPOCH
     backward = mode == EPOCH or mode == GRADIENT
     x_all, y_all = X.reshape(X.size), y.reshape(y.size)
@@ -221,14 +214,7 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
         for t in prange(row_blocks):
             lo, hi = _block(m, np.int64(t), row_blocks)
             if gather:
-                for r in range(lo, hi):
-                    src = order[start + r]
-                    x_row, x_dst = X[src], X_batch[r * n_in : (r + 1) * n_in]
-                    y_row, y_dst = y[src], y_batch[r * n_out : (r + 1) * n_out]
-                    for j in range(n_in):
-                        x_dst[j] = x_row[j]
-                    for j in range(n_out):
-                        y_dst[j] = y_row[j]
+                gather_rows(X, y, order, start, lo, hi, X_batch, y_batch)
             if mode == FORWARD:
                 _forward_rows(params, layout, x, m, lo, hi, work)
                 partial[t] = 0.0
@@ -249,9 +235,3 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
         loss += data_cost * m if per_example else data_cost * m / n
         loss += l2_cost * m / n
     return loss
-
-
-def forward_offset(layout, n):
-    """Where ``yhat`` starts in the workspace after a ``FORWARD`` pass of ``n`` rows."""
-    n_layers = int(layout[0])
-    return n * sum(int(s) for s in layout[2 : 2 + n_layers][1:])

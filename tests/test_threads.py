@@ -80,7 +80,7 @@ def _gradient(sizes, X, y, dtype):
     """The threaded gradient, in ``threads.BLOCKS_PER_THREAD`` blocks."""
     net = fastbp.Network(sizes, activation="relu", output_activation="softmax",
                          loss="cross_entropy", l2=0.01, dtype=dtype, seed=1)
-    work = np.empty(_parallel.workspace_size(net._layout, X.shape[0]), dtype)
+    work = np.empty(serial.workspace_size(net._layout, X.shape[0]), dtype)
     grad = np.empty_like(net._params)
     J = objective._threaded(_parallel.GRADIENT, net, X, y, work, 1, 1.0, grad)
     return J, grad, net
@@ -100,7 +100,7 @@ def test_same_blocks_same_bits_and_any_blocks_within_rounding(dtype, rng, monkey
         np.testing.assert_array_equal(first[1], again[1])
         results[n_blocks] = first
     J0, g0, net = results[1]
-    work = np.empty(_parallel.workspace_size(net._layout, 61), dtype)
+    work = np.empty(serial.workspace_size(net._layout, 61), dtype)
     grad = np.empty_like(g0)
     J_serial = serial.cost_and_gradient(net._params, net._layout, X, y, work, grad, 0.01, 1.0)
     rtol = TOLERANCES[np.dtype(dtype)]["rtol"]
