@@ -1,7 +1,12 @@
 """One place for the options every fastbp kernel is compiled with."""
 
+import hashlib
 import os
+import shutil
+import sys
+import tempfile
 
+import numba
 import numpy as np
 from numba import njit
 from numba.core import caching, config
@@ -18,17 +23,21 @@ from numba.misc.appdirs import AppDirs
 FASTMATH_FLAGS = frozenset()
 
 #: Set ``FASTBP_NO_CACHE=1`` to compile in memory only (no on-disk cache).
-#: Numba's cache keys on each kernel's source file, not on these options: after
-#: changing them, clear the cache (or change the files that define the kernels).
+#: The cache folder is named after every kernel source file, this one included
+#: (:func:`sources_key`): changing an option here starts a fresh cache.
 CACHE = os.environ.get("FASTBP_NO_CACHE", "").strip().lower() in ("", "0", "false", "no")
 
-#: Where the compiled kernels are cached, unless ``NUMBA_CACHE_DIR`` is set: the
+#: Where the compiled kernels are cached: ``NUMBA_CACHE_DIR`` when set, else the
 #: user's cache folder (``~/.cache/fastbp`` on Linux), never the package folder,
 #: where files that ``pip uninstall`` does not know of would outlive the install
 #: and shadow the next one.
 CACHE_ROOT = AppDirs(appname="fastbp", appauthor=False).user_cache_dir
 
 _KERNELS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: Kernels compiled when the package was built (``pip install .`` fills it; see
+#: ``fastbp.precompile``), copied into the cache on first import.
+PREBUILT_DIR = os.path.join(_KERNELS_DIR, "_prebuilt")
 
 
 def _numba_caching(name):
@@ -37,31 +46,106 @@ def _numba_caching(name):
     return getattr(caching, name.lstrip("_"), None) or getattr(caching, name)
 
 
-class _UserCacheLocator(_numba_caching("_SourceFileBackedLocatorMixin"),
-                        _numba_caching("_CacheLocator")):
-    """Numba cache locator for this folder's kernels: one subfolder of
-    :data:`CACHE_ROOT` per installed copy (keyed by its path), entries keyed by
-    the source files' stamps as Numba keys them. Where that folder cannot be
-    written, Numba's own locators take over."""
+def _file_digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def sources_key(folder=_KERNELS_DIR):
+    """One name for this exact set of kernel sources (the ``.py`` files of
+    ``folder``) and this Numba: a change to any kernel file (a callee's too:
+    compiled callers embed it) starts a fresh cache folder, and copies of the
+    same sources (venvs, installs, the build that filled :data:`PREBUILT_DIR`)
+    share one."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            content = _file_digest(os.path.join(folder, name))
+            digest.update(f"{name}:{content};".encode())
+    return f"kernels-{digest.hexdigest()[:24]}-numba{numba.__version__}"
+
+
+SOURCES_KEY = sources_key()
+
+
+def cache_folder():
+    """The folder this copy's kernels are cached in (Numba's other locators take
+    over where it cannot be written)."""
+    return os.path.join(config.CACHE_DIR or CACHE_ROOT, SOURCES_KEY)
+
+
+class _KernelCacheLocator(_numba_caching("_SourceFileBackedLocatorMixin"),
+                          _numba_caching("_CacheLocator")):
+    """Numba cache locator for this folder's kernels: :func:`cache_folder`, with
+    entries stamped by their source file's content (not its modification time,
+    which an install does not keep)."""
 
     def __init__(self, py_func, py_file):
         self._py_file = py_file
         self._lineno = py_func.__code__.co_firstlineno
-        self._cache_path = os.path.join(CACHE_ROOT, self.get_suitable_cache_subpath(py_file))
+        self._cache_path = cache_folder()
 
     def get_cache_path(self):
         return self._cache_path
 
+    def get_source_stamp(self):
+        return _file_digest(self._py_file)
+
     @classmethod
     def from_function(cls, py_func, py_file):
-        if config.CACHE_DIR or os.path.dirname(os.path.abspath(py_file)) != _KERNELS_DIR:
-            return None  # NUMBA_CACHE_DIR, or not a kernel of ours: Numba's own choice
+        if os.path.dirname(os.path.abspath(py_file)) != _KERNELS_DIR:
+            return None  # not a kernel of ours: Numba's own choice
         return super().from_function(py_func, py_file)
 
 
 _LOCATORS = _numba_caching("_CacheImpl")._locator_classes
-if _UserCacheLocator.__qualname__ not in {c.__qualname__ for c in _LOCATORS}:
-    _LOCATORS.insert(0, _UserCacheLocator)
+if _KernelCacheLocator.__qualname__ not in {c.__qualname__ for c in _LOCATORS}:
+    _LOCATORS.insert(0, _KernelCacheLocator)
+
+
+def prebuilt_folder():
+    """The build-time kernels for exactly these sources: this copy's, else an
+    installed copy's on ``sys.path`` (a source checkout run beside its own
+    install, as ``pip install . && python -m fastbp`` in the checkout does)."""
+    roots = [os.path.dirname(PREBUILT_DIR)]
+    roots += [os.path.join(p or os.curdir, "fastbp", "kernels") for p in sys.path]
+    for root in roots:
+        folder = os.path.join(root, "_prebuilt", SOURCES_KEY)
+        if os.path.isdir(folder):
+            return folder
+    return None
+
+
+def copy_prebuilt(source, target):
+    """Copy the compiled kernels of ``source`` into the cache folder ``target``,
+    once (a marker file records it). Files already there are kept; each copy
+    lands by an atomic rename, so processes importing at once are safe. Where
+    nothing can be written, kernels compile as usual."""
+    done = os.path.join(target, ".prebuilt-copied")
+    if os.path.exists(done) or os.path.abspath(source) == os.path.abspath(target):
+        return  # copied before, or the build filling the prebuilt folder itself
+    try:
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(source):
+            if not name.endswith((".nbi", ".nbc")) or os.path.exists(os.path.join(target, name)):
+                continue
+            handle, temporary = tempfile.mkstemp(dir=target, prefix=".copy-")
+            os.close(handle)
+            try:
+                shutil.copyfile(os.path.join(source, name), temporary)
+                os.replace(temporary, os.path.join(target, name))
+            finally:
+                if os.path.exists(temporary):
+                    os.remove(temporary)
+        open(done, "w").close()
+    except OSError:
+        pass
+
+
+if CACHE and not os.path.exists(os.path.join(cache_folder(), ".prebuilt-copied")):
+    _source = prebuilt_folder()
+    if _source is not None:
+        copy_prebuilt(_source, cache_folder())
 
 JIT_OPTIONS = {
     "cache": CACHE,

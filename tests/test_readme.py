@@ -1,6 +1,7 @@
 """What a newcomer types: the README's snippets, and its main command in a
 fresh checkout's root after ``pip install .``."""
 
+import json
 import os
 import re
 import shutil
@@ -62,6 +63,17 @@ def test_main_command_in_a_fresh_checkout_root_after_pip_install(tmp_path):
     for name in ("NUMBA_CACHE_DIR", "FASTBP_NO_CACHE"):
         env.pop(name, None)
 
+    # The first process of a fresh install, with an empty cache, compiles nothing:
+    # the wheel carries the kernels compiled at build time (setup.py), and the
+    # first import copies them into the cache.
+    before = sorted((site / "fastbp").rglob("*"))
+    count = subprocess.run([sys.executable, "-c", FIRST_CALLS_SCRIPT], capture_output=True,
+                           text=True, cwd=tmp_path, env=env, timeout=600)
+    assert count.returncode == 0, count.stderr
+    compiled = json.loads(count.stdout.strip().splitlines()[-1])
+    assert compiled == [], f"a fresh install compiled {compiled}"
+    assert list((cache / "fastbp").rglob("*.nbi")), "nothing was copied into the cache"
+
     # `python -m` puts the checkout's root first on sys.path: its fastbp/ is found
     # before the installed one, and must import all the same.
     demo = subprocess.run([sys.executable, "-m", "fastbp"], capture_output=True, text=True,
@@ -69,15 +81,31 @@ def test_main_command_in_a_fresh_checkout_root_after_pip_install(tmp_path):
     assert demo.returncode == 0, demo.stderr
     assert "gradient check" in demo.stdout and "BFGS" in demo.stdout
 
-    # Elsewhere the installed copy runs, and writes its compiled kernels to the
-    # user's cache folder, never into the package, where files pip does not know
-    # of would outlive an uninstall and shadow the next install.
+    # The installed copy writes its compiled kernels to the user's cache folder,
+    # never into the package, where files pip does not know of would outlive an
+    # uninstall and shadow the next install.
     script = ("import fastbp, numpy as np; print(fastbp.__file__); "
               "fastbp.Network([2, 3, 1]).cost_and_gradients(np.ones((3, 2)), np.ones((3, 1)))")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=tmp_path, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
     assert Path(run.stdout.split()[0]).is_relative_to(site)
-    assert list((cache / "fastbp").rglob("*.nbi")), "nothing was cached"
-    written = [p for p in (site / "fastbp").rglob("*") if p.suffix in (".nbi", ".nbc")]
-    assert not written, f"cache files inside the installed package: {written[:3]}"
+    written = sorted(set((site / "fastbp").rglob("*")) - set(before))
+    assert not written, f"files written inside the installed package: {written[:3]}"
+
+
+# What a new user's first process runs: the seed network's call, and a float32
+# epoch large enough for the threaded pass where there are two threads.
+FIRST_CALLS_SCRIPT = """
+import json
+from numba.core import event
+with event.install_recorder("numba:compile") as record:
+    import numpy as np, fastbp
+    from fastbp.datasets import seed_example
+    fastbp.Network([2, 3, 1], bias=False).cost_and_gradients(*seed_example())
+    rng = np.random.default_rng(0)
+    X, y = rng.random((256, 784), np.float32), rng.random((256, 10), np.float32)
+    fastbp.Network([784, 128, 10], dtype=np.float32).fit(X, y, epochs=1, batch_size=32)
+print(json.dumps(sorted({e.data["dispatcher"].py_func.__qualname__
+                         for _, e in record.buffer if e.is_start})))
+"""

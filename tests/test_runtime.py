@@ -202,3 +202,62 @@ def _importable(module):
     import importlib.util
 
     return importlib.util.find_spec(module.split(".")[0]) is not None
+
+
+# -- the cache folder and the kernels compiled at build time -------------------------
+
+
+def test_cache_folder_is_named_after_every_kernel_source(tmp_path):
+    # A change to any kernel file, a callee's included, must start a fresh cache:
+    # compiled callers embed their callees, and Numba stamps each entry with its
+    # own function's file only.
+    from fastbp.kernels import _jit
+
+    folder = Path(_jit.__file__).parent
+    for source in folder.glob("*.py"):
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    assert _jit.sources_key(tmp_path) == _jit.SOURCES_KEY
+    (tmp_path / "notes.txt").write_text("not a kernel")
+    assert _jit.sources_key(tmp_path) == _jit.SOURCES_KEY
+    callee = tmp_path / "_exp.py"
+    callee.write_text(callee.read_text() + "\n# changed\n")
+    assert _jit.sources_key(tmp_path) != _jit.SOURCES_KEY
+    assert _jit.cache_folder().endswith(_jit.SOURCES_KEY)
+
+
+def test_prebuilt_kernels_are_copied_once_and_never_over_the_cache(tmp_path):
+    from fastbp.kernels import _jit
+
+    source, target = tmp_path / "prebuilt", tmp_path / "cache"
+    source.mkdir()
+    target.mkdir()
+    for name, text in (("f-1.py311.nbi", "index"), ("f-1.py311.1.nbc", "code"),
+                       ("g-9.py311.nbi", "built"), ("README", "other")):
+        (source / name).write_text(text)
+    (target / "g-9.py311.nbi").write_text("compiled here")
+    _jit.copy_prebuilt(str(source), str(target))
+    assert (target / "f-1.py311.nbi").read_text() == "index"
+    assert (target / "f-1.py311.1.nbc").read_text() == "code"
+    assert (target / "g-9.py311.nbi").read_text() == "compiled here"
+    assert not (target / "README").exists()
+    assert not list(target.glob(".copy-*"))
+    (source / "h-3.py311.nbi").write_text("later")
+    _jit.copy_prebuilt(str(source), str(target))  # copied once: a marker says so
+    assert not (target / "h-3.py311.nbi").exists()
+
+
+def test_prebuilt_kernels_of_an_installed_copy_serve_a_checkout(tmp_path, monkeypatch):
+    # `pip install . && python -m fastbp` in a checkout runs the checkout's
+    # kernels: an installed copy of the same sources on sys.path lends its
+    # prebuilt ones; a copy of other sources does not.
+    from fastbp.kernels import _jit
+
+    monkeypatch.setattr(_jit, "PREBUILT_DIR", str(tmp_path / "absent" / "_prebuilt"))
+    other = tmp_path / "other" / "fastbp" / "kernels" / "_prebuilt" / "kernels-0-numba0"
+    other.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "other")])
+    assert _jit.prebuilt_folder() is None
+    same = tmp_path / "site" / "fastbp" / "kernels" / "_prebuilt" / _jit.SOURCES_KEY
+    same.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "other"), str(tmp_path / "site")])
+    assert Path(_jit.prebuilt_folder()) == same
