@@ -1,10 +1,11 @@
 """One place for the options every fastbp kernel is compiled with."""
 
+import functools
 import hashlib
 import os
 import shutil
 import sys
-import tempfile
+import uuid
 
 import numba
 import numpy as np
@@ -46,23 +47,34 @@ def _numba_caching(name):
     return getattr(caching, name.lstrip("_"), None) or getattr(caching, name)
 
 
-def _file_digest(path):
+@functools.cache
+def _file_digest(path, mtime_ns, size):
+    """sha256 of a file's bytes (memoised per modification time and size)."""
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def _content_digest(path):
+    stat = os.stat(path)
+    return _file_digest(path, stat.st_mtime_ns, stat.st_size)
+
+
 def sources_key(folder=_KERNELS_DIR):
     """One name for this exact set of kernel sources (the ``.py`` files of
-    ``folder``) and this Numba: a change to any kernel file (a callee's too:
+    ``folder``), Numba and NumPy: a change to any kernel file (a callee's too:
     compiled callers embed it) starts a fresh cache folder, and copies of the
     same sources (venvs, installs, the build that filled :data:`PREBUILT_DIR`)
     share one."""
     digest = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".py"):
-            content = _file_digest(os.path.join(folder, name))
-            digest.update(f"{name}:{content};".encode())
-    return f"kernels-{digest.hexdigest()[:24]}-numba{numba.__version__}"
+    try:
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and not name.startswith(".") and os.path.isfile(path):
+                digest.update(f"{name}:{_content_digest(path)};".encode())
+    except OSError:  # sources that cannot be listed or read: a folder of this copy's own
+        digest.update(os.path.abspath(folder).encode())
+    numpy_version = ".".join(np.__version__.split(".")[:2])
+    return f"kernels-{digest.hexdigest()[:24]}-numba{numba.__version__}-numpy{numpy_version}"
 
 
 SOURCES_KEY = sources_key()
@@ -89,7 +101,7 @@ class _KernelCacheLocator(_numba_caching("_SourceFileBackedLocatorMixin"),
         return self._cache_path
 
     def get_source_stamp(self):
-        return _file_digest(self._py_file)
+        return _content_digest(self._py_file)
 
     @classmethod
     def from_function(cls, py_func, py_file):
@@ -108,7 +120,8 @@ def prebuilt_folder():
     installed copy's on ``sys.path`` (a source checkout run beside its own
     install, as ``pip install . && python -m fastbp`` in the checkout does)."""
     roots = [os.path.dirname(PREBUILT_DIR)]
-    roots += [os.path.join(p or os.curdir, "fastbp", "kernels") for p in sys.path]
+    roots += [os.path.join(p or os.curdir, "fastbp", "kernels") for p in sys.path
+              if isinstance(p, str)]
     for root in roots:
         folder = os.path.join(root, "_prebuilt", SOURCES_KEY)
         if os.path.isdir(folder):
@@ -117,32 +130,25 @@ def prebuilt_folder():
 
 
 def copy_prebuilt(source, target):
-    """Copy the compiled kernels of ``source`` into the cache folder ``target``,
-    once (a marker file records it). Files already there are kept; each copy
-    lands by an atomic rename, so processes importing at once are safe. Where
-    nothing can be written, kernels compile as usual."""
-    done = os.path.join(target, ".prebuilt-copied")
-    if os.path.exists(done) or os.path.abspath(source) == os.path.abspath(target):
-        return  # copied before, or the build filling the prebuilt folder itself
+    """Make ``source`` (compiled kernels) the cache folder ``target``, if that
+    does not exist or is empty: copied beside it, then renamed into place in one
+    step, so a process never sees half a copy and a cache filled meanwhile by
+    another process is never overwritten. Where nothing can be written, kernels
+    compile as usual."""
+    if os.path.isdir(target) and os.listdir(target):
+        return  # a cache already (or the build filling the prebuilt folder itself)
+    staging = f"{target}.copy-{uuid.uuid4().hex}"
     try:
-        os.makedirs(target, exist_ok=True)
+        os.makedirs(staging)
         for name in os.listdir(source):
-            if not name.endswith((".nbi", ".nbc")) or os.path.exists(os.path.join(target, name)):
-                continue
-            handle, temporary = tempfile.mkstemp(dir=target, prefix=".copy-")
-            os.close(handle)
-            try:
-                shutil.copyfile(os.path.join(source, name), temporary)
-                os.replace(temporary, os.path.join(target, name))
-            finally:
-                if os.path.exists(temporary):
-                    os.remove(temporary)
-        open(done, "w").close()
+            if name.endswith((".nbi", ".nbc")):
+                shutil.copyfile(os.path.join(source, name), os.path.join(staging, name))
+        os.rename(staging, target)  # fails if another process filled target first
     except OSError:
-        pass
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-if CACHE and not os.path.exists(os.path.join(cache_folder(), ".prebuilt-copied")):
+if CACHE:
     _source = prebuilt_folder()
     if _source is not None:
         copy_prebuilt(_source, cache_folder())

@@ -223,27 +223,31 @@ def test_cache_folder_is_named_after_every_kernel_source(tmp_path):
     callee.write_text(callee.read_text() + "\n# changed\n")
     assert _jit.sources_key(tmp_path) != _jit.SOURCES_KEY
     assert _jit.cache_folder().endswith(_jit.SOURCES_KEY)
+    cache = getattr(fastbp.kernels._network.cost_and_gradient, "_cache", None)
+    if _jit.CACHE and os.environ.get("NUMBA_DISABLE_JIT") != "1":
+        assert cache._cache_path == _jit.cache_folder()  # the kernels use it
 
 
-def test_prebuilt_kernels_are_copied_once_and_never_over_the_cache(tmp_path):
+def test_prebuilt_kernels_become_an_absent_or_empty_cache_never_a_filled_one(tmp_path):
     from fastbp.kernels import _jit
 
-    source, target = tmp_path / "prebuilt", tmp_path / "cache"
+    source = tmp_path / "prebuilt"
     source.mkdir()
-    target.mkdir()
     for name, text in (("f-1.py311.nbi", "index"), ("f-1.py311.1.nbc", "code"),
-                       ("g-9.py311.nbi", "built"), ("README", "other")):
+                       ("README", "other")):
         (source / name).write_text(text)
-    (target / "g-9.py311.nbi").write_text("compiled here")
-    _jit.copy_prebuilt(str(source), str(target))
-    assert (target / "f-1.py311.nbi").read_text() == "index"
-    assert (target / "f-1.py311.1.nbc").read_text() == "code"
-    assert (target / "g-9.py311.nbi").read_text() == "compiled here"
-    assert not (target / "README").exists()
-    assert not list(target.glob(".copy-*"))
-    (source / "h-3.py311.nbi").write_text("later")
-    _jit.copy_prebuilt(str(source), str(target))  # copied once: a marker says so
-    assert not (target / "h-3.py311.nbi").exists()
+    absent, empty, filled = tmp_path / "a" / "cache", tmp_path / "empty", tmp_path / "filled"
+    empty.mkdir()
+    filled.mkdir()
+    (filled / "f-1.py311.nbi").write_text("compiled here")
+    for target in (absent, empty, filled):
+        _jit.copy_prebuilt(str(source), str(target))
+    for target in (absent, empty):
+        assert sorted(p.name for p in target.iterdir()) == ["f-1.py311.1.nbc", "f-1.py311.nbi"]
+        assert (target / "f-1.py311.1.nbc").read_text() == "code"
+    assert [p.name for p in filled.iterdir()] == ["f-1.py311.nbi"]
+    assert (filled / "f-1.py311.nbi").read_text() == "compiled here"
+    assert not list(tmp_path.rglob("*.copy-*")), "a staging folder was left behind"
 
 
 def test_prebuilt_kernels_of_an_installed_copy_serve_a_checkout(tmp_path, monkeypatch):
