@@ -93,11 +93,13 @@ def main():
         for t in args.threads:
             row = results[t][label]
             cells = " ".join(f"{row[i]:>11.4f}s" if i in row else f"{'-':>12}" for i in IMPLS)
-            ratio = row["numpy-plain"] / row["fastbp"] if "numpy-plain" in row else float("nan")
-            print(f"{label:34} {t:>7} {cells}  {ratio:.2f}x")
+            both = "numpy-plain" in row and "fastbp" in row
+            ratio = f"{row['numpy-plain'] / row['fastbp']:.2f}x" if both else "-"
+            print(f"{label:34} {t:>7} {cells}  {ratio}")
         first, last = results[args.threads[0]][label], results[args.threads[-1]][label]
-        print(f"{'':34} fastbp {args.threads[-1]} threads vs {args.threads[0]}: "
-              f"{first['fastbp'] / last['fastbp']:.2f}x")
+        if "fastbp" in first and len(args.threads) > 1:
+            print(f"{'':34} fastbp {args.threads[-1]} threads vs {args.threads[0]}: "
+                  f"{first['fastbp'] / last['fastbp']:.2f}x")
 
 
 if __name__ == "__main__":
