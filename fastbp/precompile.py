@@ -78,7 +78,8 @@ def main(argv=None):
     from .kernels import _jit
 
     if not _jit.CACHE:
-        print("FASTBP_NO_CACHE is set: nothing would be kept", file=sys.stderr)
+        print("no cache (FASTBP_NO_CACHE is set, or no cache folder can be written): "
+              "nothing would be kept", file=sys.stderr)
         return 1
     seconds = precompile(tuple(args.dtype or ("float32", "float64")))
     print(f"compiled into {_jit.cache_folder()} in {seconds:.1f} s")

@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 
 import numba
@@ -80,10 +81,35 @@ def sources_key(folder=_KERNELS_DIR):
 SOURCES_KEY = sources_key()
 
 
+def _writable(folder):
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False
+
+
+def _choose_cache_folder():
+    """``NUMBA_CACHE_DIR`` or :data:`CACHE_ROOT`, else (a read-only home) a folder
+    of this user's in the temporary directory; None if neither can be written.
+    Never the package folder, where Numba's own fallback would write."""
+    user = str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    for root in (config.CACHE_DIR or CACHE_ROOT,
+                 os.path.join(tempfile.gettempdir(), f"fastbp-cache-{user}")):
+        if _writable(root):
+            return os.path.join(root, SOURCES_KEY)
+    return None
+
+
+_CACHE_FOLDER = _choose_cache_folder() if CACHE else None
+if _CACHE_FOLDER is None:
+    CACHE = False  # nowhere to write: compile in memory
+
+
 def cache_folder():
-    """The folder this copy's kernels are cached in (Numba's other locators take
-    over where it cannot be written)."""
-    return os.path.join(config.CACHE_DIR or CACHE_ROOT, SOURCES_KEY)
+    """The folder this copy's kernels are cached in (None without a cache)."""
+    return _CACHE_FOLDER
 
 
 class _KernelCacheLocator(_numba_caching("_SourceFileBackedLocatorMixin"),

@@ -222,9 +222,10 @@ def test_cache_folder_is_named_after_every_kernel_source(tmp_path):
     callee = tmp_path / "_exp.py"
     callee.write_text(callee.read_text() + "\n# changed\n")
     assert _jit.sources_key(tmp_path) != _jit.SOURCES_KEY
-    assert _jit.cache_folder().endswith(_jit.SOURCES_KEY)
-    cache = getattr(fastbp.kernels._network.cost_and_gradient, "_cache", None)
+    if _jit.CACHE:
+        assert _jit.cache_folder().endswith(_jit.SOURCES_KEY)
     if _jit.CACHE and os.environ.get("NUMBA_DISABLE_JIT") != "1":
+        cache = fastbp.kernels._network.cost_and_gradient._cache
         assert cache._cache_path == _jit.cache_folder()  # the kernels use it
 
 
@@ -265,3 +266,29 @@ def test_prebuilt_kernels_of_an_installed_copy_serve_a_checkout(tmp_path, monkey
     same.mkdir(parents=True)
     monkeypatch.setattr(sys, "path", [str(tmp_path / "other"), str(tmp_path / "site")])
     assert Path(_jit.prebuilt_folder()) == same
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
+def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one_not_the_package(tmp_path):
+    blocked = tmp_path / "a-file"  # a cache home no one can create folders in, root included
+    blocked.write_text("")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "XDG_CACHE_HOME": str(blocked), "TMPDIR": str(temporary)}
+    for name in ("NUMBA_CACHE_DIR", "FASTBP_NO_CACHE"):
+        env.pop(name, None)
+    from fastbp.kernels import _jit
+
+    def cache_files_in_package():
+        return {p for p in Path(_jit.__file__).parent.rglob("*") if p.suffix in (".nbi", ".nbc")}
+
+    before = cache_files_in_package()
+    script = ("import fastbp, numpy as np; from fastbp.kernels import _jit, _network; "
+              "fastbp.Network([2, 3, 1]).cost_and_gradients(np.ones((3, 2)), np.ones((3, 1))); "
+              "print(_network.cost_and_gradient._cache._cache_path)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.split()[-1]).is_relative_to(temporary)
+    assert list(temporary.rglob("*.nbi")), "nothing was cached in the temporary folder"
+    assert not cache_files_in_package() - before, "cache files written inside the package"
