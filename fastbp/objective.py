@@ -172,7 +172,7 @@ class CompiledObjective(Objective):
         with _running(n_threads):
             if n_threads > 1:
                 return float(_parallel.run(_parallel.EPOCH, *head, 1.0, *tail,
-                                           *_blocks(n_threads)))
+                                           *_blocks(n_threads, min(batch_size, self.n_rows))))
             return float(fused.minibatch_epoch(*head, *tail))
 
     @staticmethod
@@ -254,9 +254,10 @@ def _running(n_threads):
     return threads.large_pass(n_threads > 1) if n_threads else nullcontext()
 
 
-def _blocks(n_threads):
-    """``(n_blocks, partial)`` arguments of a parallel pass on ``n_threads``."""
-    n_blocks = n_threads * threads.BLOCKS_PER_THREAD
+def _blocks(n_threads, n_rows):
+    """``(n_blocks, partial)`` arguments of a parallel pass on ``n_threads`` over
+    ``n_rows`` rows per batch."""
+    n_blocks = threads.pass_blocks(n_threads, n_rows)
     return n_blocks, np.empty(n_blocks, np.float64)
 
 
@@ -269,7 +270,8 @@ def _threaded(mode, net, X, y, work, n_threads, data_scale=1.0, grad=None):
     unused = np.empty(0, net.dtype)
     return _parallel.run(mode, net._params, net._layout, X, y, _NO_ROWS, X.shape[0], 0,
                          _NO_HYPER, unused.reshape(0, 0), net.l2, False, data_scale, work,
-                         unused if grad is None else grad, unused, unused, *_blocks(n_threads))
+                         unused if grad is None else grad, unused, unused,
+                         *_blocks(n_threads, X.shape[0]))
 
 
 def _workspace(net, n):

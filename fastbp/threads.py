@@ -55,6 +55,15 @@ MIN_ROWS_PER_THREAD = 8
 #: MNIST-sized epoch at batch 32 by a further 10-15 % on 2 threads.
 BLOCKS_PER_THREAD = 2
 
+#: Rows per thread from which a pass takes one block per thread instead: every
+#: parameter block reads all of the pass's deltas and activations, and at this
+#: size they no longer stay in cache, so each extra block is another trip through
+#: memory. Full-batch gradients on 2 threads, one block per thread against two
+#: (medians of 4 processes): 64-64-10 over 100 000 rows 39 against 59 ms (float32),
+#: 32-64-64-1 over 100 000 rows 103 against 123 ms and 784-128-10 over 10 000
+#: rows 61 against 69 ms (float64); 4096 x 1024-1024-1024-10 within noise (2 %).
+ONE_BLOCK_ROWS = 1024
+
 _team = threading.Lock()  # one parallel pass at a time
 _blas_lock = threading.Lock()
 _blas_users = 0
@@ -67,6 +76,12 @@ def min_parallel_rows(layer_sizes):
     """Rows from which a pass over a network of ``layer_sizes`` uses threads."""
     per_row = sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))
     return max(1, -(-PARALLEL_MIN_WORK // per_row))
+
+
+def pass_blocks(n_threads, n_rows):
+    """Blocks a threaded pass over ``n_rows`` rows (per batch) is split into."""
+    per_thread = 1 if n_rows >= ONE_BLOCK_ROWS * n_threads else BLOCKS_PER_THREAD
+    return n_threads * per_thread
 
 
 def pass_threads(n_rows):

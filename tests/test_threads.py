@@ -185,3 +185,14 @@ def test_threaded_training_in_two_threads_at_once_equals_one_after_the_other():
         w.join()
     for seed in (1, 2):
         np.testing.assert_array_equal(concurrent[seed], sequential[seed])
+
+
+def test_blocks_per_thread_two_for_batches_one_for_large_passes():
+    # two blocks per thread keep a small batch's operands in cache; from
+    # ONE_BLOCK_ROWS rows per thread each extra block is a trip through memory
+    two, one_block = threads.BLOCKS_PER_THREAD, threads.ONE_BLOCK_ROWS
+    assert threads.pass_blocks(2, 32) == 2 * two
+    assert threads.pass_blocks(2, 2 * one_block - 1) == 2 * two
+    assert threads.pass_blocks(2, 2 * one_block) == 2
+    assert threads.pass_blocks(4, 4 * one_block) == 4
+    assert threads.pass_blocks(4, 4 * one_block - 1) == 4 * two
