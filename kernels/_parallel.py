@@ -153,15 +153,18 @@ def _params_step(params, layout, x, n, t, n_blocks, work, grad, l2, lr, rule, hy
         b = _b_off(layout, l)
         if b >= 0:
             j0, j1 = _block(n_out, t, n_blocks)
+            # slices indexed from 0, so the loops vectorise (see _forward_rows)
+            g, p, width = grad[b + j0 : b + j1], params[b + j0 : b + j1], j1 - j0
             zero = grad.dtype.type(0.0)
-            for j in range(b + j0, b + j1):
-                grad[j] = zero
+            for j in range(width):
+                g[j] = zero
             for r in range(n):  # the rows in order, as the serial column sums
-                for j in range(j0, j1):
-                    grad[b + j] += D[r * n_out + j]
+                d = D[r * n_out + j0 : r * n_out + j1]
+                for j in range(width):
+                    g[j] += d[j]
             if lr != 0.0:
-                for j in range(b + j0, b + j1):
-                    params[j] -= lr * grad[j]
+                for j in range(width):
+                    p[j] -= lr * g[j]
             elif rule != NO_UPDATE and rule != SGD_RULE:
                 apply_update(rule, params, grad, hyper, state, b + j0, b + j1)
     return sq
