@@ -9,10 +9,11 @@ full-batch cost and gradient, ``predict``, ``cost``) reads it when called.
   multiply-adds (per batch for an epoch) runs on that many threads (at most one
   per :data:`MIN_ROWS_PER_THREAD` rows)
   (:mod:`fastbp.kernels._parallel`), or on one (the serial kernels) when it is 1.
-  The BLAS the kernels call (SciPy's) is held to one thread while it runs: the
-  pass's own threads call it, and Numba's threads plus BLAS's never exceed the
-  count. Its limit is restored after the pass (process-wide: SciPy BLAS calls
-  made meanwhile by other threads get one thread too).
+  The BLAS the kernels call (NumPy's, see :mod:`fastbp.kernels._blas`) is held
+  to one thread while it runs: the pass's own threads call it, and Numba's
+  threads plus BLAS's never exceed the count. Its limit is restored after the
+  pass (process-wide: NumPy products computed meanwhile by other threads get one
+  thread too).
 - A smaller pass runs on the calling thread alone and leaves BLAS as it is
   (large products in it may still use BLAS's threads): there, synchronising
   the threads costs more than they save.
@@ -139,21 +140,30 @@ def _blas_single_enter():
 
 
 def _kernels_blas():
-    """A threadpoolctl controller of the BLAS the kernels call: SciPy's (Numba
-    calls BLAS through ``scipy.linalg.cython_blas``), else every BLAS loaded.
-    NumPy's own OpenBLAS is left alone: setting its thread count wakes its idle
-    threads, which then spin for a while and took a core from the passes."""
+    """A threadpoolctl controller of the BLAS the kernels call
+    (:mod:`fastbp.kernels._blas`): NumPy's bundled OpenBLAS, or SciPy's (Numba's
+    route, ``scipy.linalg.cython_blas``); every BLAS loaded if neither is found."""
     import os
 
-    import scipy
-    import scipy.linalg.cython_blas  # noqa: F401  loads the BLAS the kernels call
     from threadpoolctl import ThreadpoolController
 
+    from .kernels import _blas
+
+    if _blas.LIBRARY:
+        def ours(path):
+            return os.path.realpath(path) == _blas.LIBRARY
+    else:
+        import scipy
+        import scipy.linalg.cython_blas  # noqa: F401  loads the BLAS the kernels call
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
+
+        def ours(path):
+            return os.path.relpath(path, root).split(os.sep)[0] in ("scipy", "scipy.libs")
+
     blas = ThreadpoolController().select(user_api="blas")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
-    scipys = [c.filepath for c in blas.lib_controllers
-              if os.path.relpath(c.filepath, root).split(os.sep)[0] in ("scipy", "scipy.libs")]
-    return blas.select(filepath=scipys) if scipys else blas
+    paths = [c.filepath for c in blas.lib_controllers if ours(c.filepath)]
+    return blas.select(filepath=paths) if paths else blas
 
 
 def _blas_single_exit():

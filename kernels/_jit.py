@@ -14,6 +14,8 @@ from numba import njit
 from numba.core import caching, config
 from numba.misc.appdirs import AppDirs
 
+from ._blas import BLAS
+
 #: LLVM fast-math flags allowed in kernels: none. ``nnan`` and ``ninf`` would hide
 #: the NaN and infinity that training must detect. The others (``reassoc``,
 #: ``contract``, ``nsz``, ...) let LLVM round differently wherever it inlines a
@@ -62,10 +64,10 @@ def _content_digest(path):
 
 def sources_key(folder=_KERNELS_DIR):
     """One name for this exact set of kernel sources (the ``.py`` files of
-    ``folder``), Numba and NumPy: a change to any kernel file (a callee's too:
-    compiled callers embed it) starts a fresh cache folder, and copies of the
-    same sources (venvs, installs, the build that filled :data:`PREBUILT_DIR`)
-    share one."""
+    ``folder``), Numba, NumPy and the BLAS bound (:mod:`._blas`): a change to any
+    kernel file (a callee's too: compiled callers embed it) starts a fresh cache
+    folder, and copies of the same sources (venvs, installs, the build that
+    filled :data:`PREBUILT_DIR`) share one."""
     digest = hashlib.sha256()
     try:
         for name in sorted(os.listdir(folder)):
@@ -75,7 +77,8 @@ def sources_key(folder=_KERNELS_DIR):
     except OSError:  # sources that cannot be listed or read: a folder of this copy's own
         digest.update(os.path.abspath(folder).encode())
     numpy_version = ".".join(np.__version__.split(".")[:2])
-    return f"kernels-{digest.hexdigest()[:24]}-numba{numba.__version__}-numpy{numpy_version}"
+    versions = f"numba{numba.__version__}-numpy{numpy_version}-{BLAS}blas"
+    return f"kernels-{digest.hexdigest()[:24]}-{versions}"
 
 
 SOURCES_KEY = sources_key()

@@ -6,11 +6,10 @@ passed to BLAS as a view, and the loops index the untransposed array.
 """
 
 import numpy as np
-from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
-from numba.np import linalg as numba_linalg
 
+from ._blas import emit_gemm, prepare_gemm
 from ._jit import NO_ACCUMULATE, kernel
 
 #: Multiply-adds above which a BLAS call beats the loops. Measured on one thread:
@@ -158,37 +157,21 @@ def _gemm_scaled_ir(typingctx, A, B, C, alpha, beta):
             and A.layout in "CF" and B.layout in "CF" and C.layout == "C"
             and isinstance(alpha, types.Float) and isinstance(beta, types.Float)):
         return None
-    numba_linalg.ensure_blas()
+    prepare_gemm()
 
     def codegen(context, builder, sig, args):
         dtype = sig.args[0].dtype
         a, b, c = (context.make_array(t)(context, builder, v)
                    for t, v in zip(sig.args[:3], args[:3]))
         (m, k), (_, n), _ = (cgutils.unpack_tuple(builder, x.shape, 2) for x in (a, b, c))
-        scalars = [cgutils.alloca_once_value(builder, context.cast(builder, v, t, dtype))
-                   for v, t in zip(args[3:], sig.args[3:])]
-        void_p = numba_linalg.ll_void_p
-
-        def operand(ty, shapes, data):
-            # BLAS is column-major: a C-ordered matrix is its transpose there
-            trans = ir.Constant(numba_linalg.ll_char, ord("n" if ty.layout == "C" else "t"))
-            lead = shapes[1] if ty.layout == "C" else shapes[0]
-            return trans, lead, builder.bitcast(data, void_p)
-
-        # C' = B' A' in column-major terms, as numba's own np.dot calls it
-        trans_b, ld_b, data_b = operand(sig.args[1], (k, n), b.data)
-        trans_a, ld_a, data_a = operand(sig.args[0], (m, k), a.data)
-        intp = numba_linalg.intp_t
-        fnty = ir.FunctionType(ir.IntType(32), [
-            numba_linalg.ll_char, numba_linalg.ll_char, numba_linalg.ll_char,
-            intp, intp, intp, void_p, void_p, intp, void_p, intp, void_p, void_p, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        kind = ir.Constant(numba_linalg.ll_char, ord(numba_linalg.get_blas_kind(dtype)))
-        res = builder.call(fn, (kind, trans_b, trans_a, n, m, k,
-                                builder.bitcast(scalars[0], void_p), data_b, ld_b,
-                                data_a, ld_a, builder.bitcast(scalars[1], void_p),
-                                builder.bitcast(c.data, void_p), n))
-        numba_linalg.check_blas_return(context, builder, res)
+        # a Fortran-ordered operand is the transpose of a row-major matrix
+        trans_a, trans_b = (cgutils.true_bit if t.layout == "F" else cgutils.false_bit
+                            for t in sig.args[:2])
+        lda = k if sig.args[0].layout == "C" else m
+        ldb = n if sig.args[1].layout == "C" else k
+        alpha, beta = (context.cast(builder, v, t, dtype) for v, t in zip(args[3:], sig.args[3:]))
+        emit_gemm(context, builder, dtype, trans_a, trans_b, m, n, k,
+                  alpha, a.data, lda, b.data, ldb, beta, c.data, n)
         return context.get_dummy_value()
 
     return types.none(A, B, C, alpha, beta), codegen
@@ -230,41 +213,18 @@ def _gemm_strided_ir(typingctx, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb
             and all(isinstance(t, types.Boolean) for t in (trans_a, trans_b))
             and isinstance(alpha, types.Float) and isinstance(beta, types.Float)):
         return None
-    numba_linalg.ensure_blas()
+    prepare_gemm()
 
     def codegen(context, builder, sig, args):
-        ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = args
         dtype = sig.args[6].dtype
-        intp = numba_linalg.intp_t
-        void_p = numba_linalg.ll_void_p
-
-        def int_arg(v, t):
-            return context.cast(builder, v, t, types.intp)
-
-        def data(v, t):
-            return builder.bitcast(context.make_array(t)(context, builder, v).data, void_p)
-
-        def trans(flag):
-            # BLAS is column-major: a row-major matrix is its transpose there
-            return builder.select(flag, ir.Constant(numba_linalg.ll_char, ord("t")),
-                                  ir.Constant(numba_linalg.ll_char, ord("n")))
-
-        scalars = [cgutils.alloca_once_value(builder, context.cast(builder, v, t, dtype))
-                   for v, t in ((alpha, sig.args[5]), (beta, sig.args[10]))]
-        fnty = ir.FunctionType(ir.IntType(32), [
-            numba_linalg.ll_char, numba_linalg.ll_char, numba_linalg.ll_char,
-            intp, intp, intp, void_p, void_p, intp, void_p, intp, void_p, void_p, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        kind = ir.Constant(numba_linalg.ll_char, ord(numba_linalg.get_blas_kind(dtype)))
-        # C' = op(B)' op(A)' in column-major terms
-        res = builder.call(fn, (
-            kind, trans(tb), trans(ta),
-            int_arg(n, sig.args[3]), int_arg(m, sig.args[2]), int_arg(k, sig.args[4]),
-            builder.bitcast(scalars[0], void_p), data(b, sig.args[8]), int_arg(ldb, sig.args[9]),
-            data(a, sig.args[6]), int_arg(lda, sig.args[7]),
-            builder.bitcast(scalars[1], void_p), data(c, sig.args[11]),
-            int_arg(ldc, sig.args[12])))
-        numba_linalg.check_blas_return(context, builder, res)
+        ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = args
+        m, n, k, lda, ldb, ldc = (context.cast(builder, args[i], sig.args[i], types.intp)
+                                  for i in (2, 3, 4, 7, 9, 12))
+        alpha, beta = (context.cast(builder, v, sig.args[i], dtype)
+                       for v, i in ((alpha, 5), (beta, 10)))
+        a, b, c = (context.make_array(sig.args[i])(context, builder, v).data
+                   for v, i in ((a, 6), (b, 8), (c, 11)))
+        emit_gemm(context, builder, dtype, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return context.get_dummy_value()
 
     return types.none(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc), codegen

@@ -7,8 +7,10 @@ import sys
 import threading
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
+from conftest import DTYPES, TOLERANCES, assert_close, fresh_ir
 
 import fastbp
 
@@ -292,3 +294,87 @@ def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one_not_the_packag
     assert Path(out.stdout.split()[-1]).is_relative_to(temporary)
     assert list(temporary.rglob("*.nbi")), "nothing was cached in the temporary folder"
     assert not cache_files_in_package() - before, "cache files written inside the package"
+
+
+# -- the BLAS the kernels call ------------------------------------------------------------
+
+NEEDS_COMPILER = pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1",
+                                    reason="needs the compiler")
+
+
+def _numpy_bundles_openblas():
+    here = Path(np.__file__).resolve().parent
+    return any(p.glob("*scipy_openblas64_*") for p in (here.parent / "numpy.libs",
+                                                       here / ".dylibs") if p.is_dir())
+
+
+def _products(dtype, rng):
+    """(kernel, arguments, NumPy's result) for each large product the kernels make."""
+    from fastbp.kernels import _linalg
+
+    A, B, D = (rng.standard_normal(s).astype(dtype) for s in ((37, 300), (300, 29), (37, 29)))
+    return [(_linalg.gemm_nn, (A, B), A @ B), (_linalg.gemm_nt, (D, B), D @ B.T),
+            (_linalg.gemm_tn, (A, D), A.T @ D)]
+
+
+@NEEDS_COMPILER
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_products_call_numpys_own_blas(dtype, rng):
+    # NumPy's bundled OpenBLAS is the one a user's `@` runs; the kernels bind it
+    # (kernels/_blas.py). Called the same way, it gives `@`'s bits exactly.
+    if not _numpy_bundles_openblas():
+        pytest.skip("this NumPy bundles no scipy_openblas64_")
+    from fastbp.kernels import _blas, _jit, _linalg
+
+    assert _blas.BLAS == "numpy" and _jit.SOURCES_KEY.endswith("-numpyblas")
+    A, B = rng.standard_normal((37, 300)).astype(dtype), rng.standard_normal((300, 29))
+    ir = fresh_ir(_linalg._blas_product, A, B.astype(dtype), np.empty((37, 29), dtype),
+                  np.bool_(False))
+    assert _blas._SYMBOLS[numba.from_dtype(np.dtype(dtype))] in ir
+    assert "numba_xxgemm" not in ir
+    for product, args, expected in _products(dtype, rng):
+        out = np.full(expected.shape, np.nan, dtype)
+        product(*args, out, np.bool_(False))
+        np.testing.assert_array_equal(out, expected, err_msg=product.__name__)
+
+
+SCIPY_BLAS_SCRIPT = """
+import json, numpy as np, fastbp
+from fastbp.kernels import _blas, _jit, _linalg
+rng = np.random.default_rng(0)
+A, B = rng.standard_normal((37, 300)), rng.standard_normal((300, 29))
+C = np.empty((37, 29))
+_linalg.gemm_nn(A, B, C, np.bool_(False))
+(ir,) = _linalg._blas_product.inspect_llvm().values()
+net = fastbp.Network([64, 96, 10], seed=1)
+X, y = rng.standard_normal((500, 64)), rng.random((500, 10))
+reference = fastbp.Network([64, 96, 10], seed=1, backend="numpy")
+
+def flat(J, gW, gb):
+    return [J] + np.concatenate([g.ravel() for g in gW + gb]).tolist()
+
+print(json.dumps({"blas": _blas.BLAS, "key": _jit.SOURCES_KEY, "calls_numba": "numba_xxgemm" in ir,
+                  "product": np.abs(C - A @ B).max() / np.abs(A @ B).max(),
+                  "ours": flat(*net.cost_and_gradients(X, y)),
+                  "reference": flat(*reference.cost_and_gradients(X, y))}))
+"""
+
+
+@NEEDS_COMPILER
+def test_fastbp_blas_scipy_keeps_numbas_route():
+    env = {**os.environ, "FASTBP_BLAS": "scipy", "FASTBP_NO_CACHE": "1"}
+    out = subprocess.run([sys.executable, "-c", SCIPY_BLAS_SCRIPT], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["blas"] == "scipy" and got["key"].endswith("-scipyblas") and got["calls_numba"]
+    assert got["product"] < TOLERANCES[np.dtype(np.float64)]["rtol"]
+    assert_close(np.array(got["ours"]), np.array(got["reference"]))
+
+
+def test_fastbp_blas_must_name_a_known_blas():
+    env = {**os.environ, "FASTBP_BLAS": "mkl"}
+    out = subprocess.run([sys.executable, "-c", "import fastbp"], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=600)
+    assert out.returncode != 0
+    assert "FASTBP_BLAS must be 'numpy' or 'scipy', not 'mkl'" in out.stderr
