@@ -51,19 +51,25 @@ PARALLEL_MIN_WORK = 150_000
 #: matrix (784-128-10 at batch 4 ran at half the serial speed).
 MIN_ROWS_PER_THREAD = 8
 
-#: Blocks per thread: a thread works on two smaller blocks rather than one,
-#: which kept each product's operands in its core's cache and cut the
-#: MNIST-sized epoch at batch 32 by a further 10-15 % on 2 threads.
+#: Blocks per thread for small batches: a thread works on two smaller blocks
+#: rather than one. W2 (784-128-10) at batch 32 on 2 threads, 8-row blocks
+#: against 16: 183 against 228 ms an epoch (float32), 339 against 408 ms
+#: (float64); OpenBLAS runs the forward product faster in small pieces (32 rows
+#: of it as four 8-row products: 62 against 76 us, float32, one thread).
 BLOCKS_PER_THREAD = 2
 
 #: Rows per thread from which a pass takes one block per thread instead: every
-#: parameter block reads all of the pass's deltas and activations, and at this
-#: size they no longer stay in cache, so each extra block is another trip through
-#: memory. Full-batch gradients on 2 threads, one block per thread against two
-#: (medians of 4 processes): 64-64-10 over 100 000 rows 39 against 59 ms (float32),
-#: 32-64-64-1 over 100 000 rows 103 against 123 ms and 784-128-10 over 10 000
-#: rows 61 against 69 ms (float64); 4096 x 1024-1024-1024-10 within noise (2 %).
-ONE_BLOCK_ROWS = 1024
+#: parameter block reads all of the pass's deltas and activations, so each extra
+#: block is another trip through them. W2 on 2 threads, one block per thread
+#: against two (medians of 5 alternating processes): batch 128 172 against 178 ms
+#: (float32) and 339 against 346 ms (float64), batch 200 165 against 170 ms and
+#: 326 against 332 ms; the Adam epoch at batch 128 200 against 206 ms and 380
+#: against 389 ms. At 32 rows per thread the workloads disagreed (W2 at batch
+#: 64 gained 10 %, the 32-64-64-1 regressor lost 5-10 %), so they keep two.
+#: Full batches gain most (one block per thread against two): 64-64-10 over
+#: 100 000 rows 39 against 59 ms (float32), 32-64-64-1 over 100 000 rows 103
+#: against 123 ms (float64).
+ONE_BLOCK_ROWS = 64
 
 _team = threading.Lock()  # one parallel pass at a time
 _blas_lock = threading.Lock()
