@@ -65,7 +65,8 @@ BLOCKS_PER_THREAD = 2
 #: (float32) and 339 against 346 ms (float64), batch 200 165 against 170 ms and
 #: 326 against 332 ms; the Adam epoch at batch 128 200 against 206 ms and 380
 #: against 389 ms. At 32 rows per thread the workloads disagreed (W2 at batch
-#: 64 gained 10 %, the 32-64-64-1 regressor lost 5-10 %), so they keep two.
+#: 64 gained 10 %; the 32-64-64-1 regressor lost 4-10 %, fastest of 5 runs), so
+#: they keep two.
 #: Full batches gain most (one block per thread against two): 64-64-10 over
 #: 100 000 rows 39 against 59 ms (float32), 32-64-64-1 over 100 000 rows 103
 #: against 123 ms (float64).
