@@ -222,22 +222,41 @@ def times_prime_of_output(s, a, code):
 @kernel
 def prime_1d(z, out, code):
     """``out = f'(z)``, flat, element-wise activations."""
+    # one loop per activation, each with its code fixed: with the runtime code
+    # inside the loop, LLVM kept the float64 loops scalar (5.6 against 0.9 ns an
+    # element for the sigmoid's)
     one = z.dtype.type(1.0)
-    if code == SIGMOID or code == TANH or code == RELU or code == IDENTITY:
+    if code == SIGMOID:
         for i in range(z.size):
-            out[i] = prime_scalar(z[i], code, one)
+            out[i] = prime_scalar(z[i], SIGMOID, one)
+    elif code == TANH:
+        for i in range(z.size):
+            out[i] = prime_scalar(z[i], TANH, one)
+    elif code == RELU:
+        for i in range(z.size):
+            out[i] = prime_scalar(z[i], RELU, one)
+    elif code == IDENTITY:
+        for i in range(z.size):
+            out[i] = one
     else:
         _unknown(code)
 
 
 @kernel
 def mul_prime_1d(x, z, code):
-    """``x *= f'(z)``, flat, element-wise activations."""
+    """``x *= f'(z)``, flat, element-wise activations (one loop per activation,
+    as in :func:`prime_1d`)."""
     one = x.dtype.type(1.0)
-    if code == SIGMOID or code == TANH or code == RELU or code == IDENTITY:
+    if code == SIGMOID:
         for i in range(x.size):
-            x[i] *= prime_scalar(z[i], code, one)
-    else:
+            x[i] *= prime_scalar(z[i], SIGMOID, one)
+    elif code == TANH:
+        for i in range(x.size):
+            x[i] *= prime_scalar(z[i], TANH, one)
+    elif code == RELU:
+        for i in range(x.size):
+            x[i] *= prime_scalar(z[i], RELU, one)
+    elif code != IDENTITY:
         _unknown(code)
 
 

@@ -192,3 +192,15 @@ def test_loops_vectorise(loop, dtype):
 def test_float32_never_widens(loop):
     z = np.zeros(8, np.float32)
     assert not re.search(r"\bdouble\b", fresh_ir(loop, z, z.copy()))
+
+
+@needs_jit
+@pytest.mark.parametrize("loop", [_activations.prime_1d, _activations.mul_prime_1d])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prime_loops_vectorise_for_a_code_known_at_run_time(loop, dtype):
+    # The public kernels pass the activation's code at run time. One loop that
+    # branched on it stayed scalar in float64 (5.6 against 0.9 ns an element):
+    # each of sigmoid, tanh and relu needs a vectorised loop of its own.
+    z = np.zeros(8, dtype)
+    ir = fresh_ir(loop, z, z.copy(), np.int64(_activations.SIGMOID))
+    assert len(re.findall(r"^vector\.body[\w.]*:", ir, re.M)) >= 3
