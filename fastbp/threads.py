@@ -9,11 +9,11 @@ full-batch cost and gradient, ``predict``, ``cost``) reads it when called.
   multiply-adds (per batch for an epoch) runs on that many threads (at most one
   per :data:`MIN_ROWS_PER_THREAD` rows)
   (:mod:`fastbp.kernels._parallel`), or on one (the serial kernels) when it is 1.
-  The BLAS the kernels call (NumPy's, see :mod:`fastbp.kernels._blas`) is held
-  to one thread while it runs: the pass's own threads call it, and Numba's
-  threads plus BLAS's never exceed the count. Its limit is restored after the
-  pass (process-wide: NumPy products computed meanwhile by other threads get one
-  thread too).
+  The BLAS the kernels call (NumPy's where it bundles one, else SciPy's; see
+  :mod:`fastbp.kernels._blas`) is held to one thread while it runs: the pass's
+  own threads call it, and Numba's threads plus BLAS's never exceed the count.
+  Its limit is restored after the pass (process-wide: NumPy products computed
+  meanwhile by other threads get one thread too).
 - A smaller pass runs on the calling thread alone and leaves BLAS as it is
   (large products in it may still use BLAS's threads): there, synchronising
   the threads costs more than they save.
@@ -142,8 +142,23 @@ def _blas_single_enter():
         if _blas_users == 0:
             if _controller is None:
                 _controller = _kernels_blas()
+            _any_thread_may_set_limits()
             _blas_limiter = _controller.limit(limits=1)
+            _any_thread_may_set_limits()
         _blas_users += 1
+
+
+def _any_thread_may_set_limits():
+    """threadpoolctl lets only one Python thread, the first to set them, change
+    a pthreads OpenBLAS's limits, and silently ignores others until it is
+    released: a pass entered on one thread and left on another (or
+    after a user's own ``threadpool_limits`` elsewhere) would leave NumPy's BLAS
+    at one thread. Released around each change of ours."""
+    from threadpoolctl import OpenBLASController
+
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 def _kernels_blas():
@@ -158,7 +173,7 @@ def _kernels_blas():
 
     if _blas.LIBRARY:
         def ours(path):
-            return os.path.realpath(path) == _blas.LIBRARY
+            return os.path.normcase(os.path.realpath(path)) == os.path.normcase(_blas.LIBRARY)
     else:
         import scipy
         import scipy.linalg.cython_blas  # noqa: F401  loads the BLAS the kernels call
@@ -178,5 +193,7 @@ def _blas_single_exit():
     with _blas_lock:
         _blas_users -= 1
         if _blas_users == 0:
+            _any_thread_may_set_limits()
             _blas_limiter.restore_original_limits()
+            _any_thread_may_set_limits()
             _blas_limiter = None

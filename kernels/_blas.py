@@ -5,7 +5,7 @@ calls SciPy's instead (through ``scipy.linalg.cython_blas``), a separate copy th
 may be another version: SciPy 1.17's OpenBLAS 0.3.30 ran the 32 x 784 x 128 float32
 product in 106 us where NumPy 2.4's 0.3.31 took 82 us (one thread). Binding NumPy's
 gives the kernels the products a user's own ``@`` gets. Where NumPy has no such
-library (an Accelerate or MKL build), the kernels keep Numba's route.
+library (NumPy 1.x, an Accelerate or MKL build), the kernels keep Numba's route.
 
 ``FASTBP_BLAS=scipy`` forces Numba's route. :data:`BLAS` names the one bound; it
 is part of the kernel cache's name, as compiled code calls one or the other.
@@ -40,7 +40,8 @@ def _numpy_openblas():
                 os.path.join(here, ".dylibs", "*scipy_openblas64_*")]
     for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
         try:
-            lib = ctypes.CDLL(path)  # loaded by NumPy already: the same copy
+            # only the copy NumPy loaded (POSIX can insist on that), never a second one
+            lib = ctypes.CDLL(path, mode=ctypes.DEFAULT_MODE | getattr(os, "RTLD_NOLOAD", 0))
             functions = {t: getattr(lib, f"scipy_cblas_{kind}gemm64_")
                          for t, kind in _KINDS.items()}
         except (OSError, AttributeError):

@@ -298,8 +298,7 @@ def test_an_unwritable_cache_folder_falls_back_to_a_temporary_one_not_the_packag
 
 # -- the BLAS the kernels call ------------------------------------------------------------
 
-NEEDS_COMPILER = pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1",
-                                    reason="needs the compiler")
+NEEDS_COMPILER = pytest.mark.skipif(numba.config.DISABLE_JIT, reason="needs the compiler")
 
 
 def _numpy_bundles_openblas():
@@ -324,6 +323,8 @@ def test_large_products_call_numpys_own_blas(dtype, rng):
     # (kernels/_blas.py). Called the same way, it gives `@`'s bits exactly.
     if not _numpy_bundles_openblas():
         pytest.skip("this NumPy bundles no scipy_openblas64_")
+    if os.environ.get("FASTBP_BLAS", "").strip().lower() == "scipy":
+        pytest.skip("FASTBP_BLAS=scipy chooses SciPy's BLAS")
     from fastbp.kernels import _blas, _jit, _linalg
 
     assert _blas.BLAS == "numpy" and _jit.SOURCES_KEY.endswith("-numpyblas")

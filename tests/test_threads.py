@@ -124,11 +124,14 @@ def _blas_threads():
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="BLAS of the kernels")
 def test_blas_holds_one_thread_while_large_passes_run():
-    import scipy.linalg.cython_blas  # noqa: F401  the BLAS the kernels call
+    import scipy.linalg.cython_blas  # noqa: F401  SciPy's BLAS, loaded: not limited when unused
+    from fastbp.kernels import _blas
 
     before = _blas_threads()
     ours = {lib["filepath"] for lib in threads._kernels_blas().info()}
     assert ours and ours <= set(before)
+    if _blas.LIBRARY:  # exactly the library the kernels bound
+        assert {os.path.realpath(p) for p in ours} == {_blas.LIBRARY}
 
     def limited():
         now = _blas_threads()
@@ -143,6 +146,29 @@ def test_blas_holds_one_thread_while_large_passes_run():
         other.start()
         other.join()
         assert set(limited()[0].values()) == {1}
+    assert _blas_threads() == before
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="BLAS of the kernels")
+def test_blas_limit_holds_whichever_thread_runs_the_pass():
+    # threadpoolctl lets one Python thread at a time change a pthreads
+    # OpenBLAS's limits: a pass on another thread (a Dask task, a worker) after
+    # one on this thread must still hold BLAS to one thread, and restore it
+    before = _blas_threads()
+    ours = {lib["filepath"] for lib in threads._kernels_blas().info()}
+    with threads.large_pass(True):
+        pass
+    seen = []
+
+    def pass_on_another_thread():
+        with threads.large_pass(True):
+            now = _blas_threads()
+            seen.append({now[path] for path in ours})
+
+    worker = threading.Thread(target=pass_on_another_thread)
+    worker.start()
+    worker.join()
+    assert seen == [{1}]
     assert _blas_threads() == before
 
 
