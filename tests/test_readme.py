@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,9 +48,30 @@ def test_main_command_in_a_fresh_checkout_root_after_pip_install(tmp_path):
     for name in _tracked_files():
         (checkout / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, checkout / name)
+    # The wheel `pip install .` builds, built once and then installed.
+    wheels = tmp_path / "wheels"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "-w", str(wheels), "."], capture_output=True, text=True, cwd=checkout, timeout=900)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheels.glob("*.whl")
+    # It carries kernels Numba compiled for this CPython (its cache files are named
+    # for one version) and this platform: its tag says so, not py3-none-any.
+    python = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+    assert wheel.name.endswith(f"-{python}-{python}-{platform}.whl"), wheel.name
+    with zipfile.ZipFile(wheel) as archive:
+        cached = [Path(n).name for n in archive.namelist() if n.endswith((".nbi", ".nbc"))]
+    assert cached, "the wheel carries no compiled kernels"
+    other = [n for n in cached if f".py{python[2:]}." not in n]
+    assert not other, f"kernels for another Python in the wheel: {other[:3]}"
+    # Built in folders of its own: two builds from one checkout at once (two
+    # Pythons) would otherwise share them and ship each other's kernels.
+    assert not (checkout / "build").exists(), "the build wrote build/ in the checkout"
+    assert not list(checkout.glob("*.egg-info")), "the build wrote egg-info in the checkout"
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), "."], capture_output=True, text=True, cwd=checkout, timeout=900)
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+         str(wheel)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert install.returncode == 0, install.stderr
     # As in a fresh venv: no editable install of this project (as the test run
     # may have) to find fastbp.kernels where the checkout's fastbp/ cannot.
