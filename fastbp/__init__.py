@@ -43,10 +43,12 @@ _find_kernels_in_the_source_tree()
 from . import kernels, reference  # noqa: E402
 from .gradcheck import gradient_check, numerical_gradient  # noqa: E402
 from .io import load  # noqa: E402
+from .kernels._cache import CacheWarning  # noqa: E402
 from .network import Network  # noqa: E402
 from .training import ConvergenceWarning  # noqa: E402
 
 __all__ = [
+    "CacheWarning",
     "ConvergenceWarning",
     "Network",
     "__version__",

@@ -213,26 +213,26 @@ def test_cache_folder_is_named_after_every_kernel_source(tmp_path):
     # A change to any kernel file, a callee's included, must start a fresh cache:
     # compiled callers embed their callees, and Numba stamps each entry with its
     # own function's file only.
-    from fastbp.kernels import _jit
+    from fastbp.kernels import _cache, _jit
 
     folder = Path(_jit.__file__).parent
     for source in folder.glob("*.py"):
         (tmp_path / source.name).write_bytes(source.read_bytes())
-    assert _jit.sources_key(tmp_path) == _jit.SOURCES_KEY
+    assert _cache.sources_key(tmp_path) == _cache.SOURCES_KEY
     (tmp_path / "notes.txt").write_text("not a kernel")
-    assert _jit.sources_key(tmp_path) == _jit.SOURCES_KEY
+    assert _cache.sources_key(tmp_path) == _cache.SOURCES_KEY
     callee = tmp_path / "_exp.py"
     callee.write_text(callee.read_text() + "\n# changed\n")
-    assert _jit.sources_key(tmp_path) != _jit.SOURCES_KEY
+    assert _cache.sources_key(tmp_path) != _cache.SOURCES_KEY
     if _jit.CACHE:
-        assert _jit.cache_folder().endswith(_jit.SOURCES_KEY)
+        assert _jit.cache_folder().endswith(_cache.SOURCES_KEY)
     if _jit.CACHE and os.environ.get("NUMBA_DISABLE_JIT") != "1":
         cache = fastbp.kernels._network.cost_and_gradient._cache
         assert cache._cache_path == _jit.cache_folder()  # the kernels use it
 
 
 def test_prebuilt_kernels_become_an_absent_or_empty_cache_never_a_filled_one(tmp_path):
-    from fastbp.kernels import _jit
+    from fastbp.kernels import _cache
 
     source = tmp_path / "prebuilt"
     source.mkdir()
@@ -244,7 +244,7 @@ def test_prebuilt_kernels_become_an_absent_or_empty_cache_never_a_filled_one(tmp
     filled.mkdir()
     (filled / "f-1.py311.nbi").write_text("compiled here")
     for target in (absent, empty, filled):
-        _jit.copy_prebuilt(str(source), str(target))
+        _cache.copy_prebuilt(str(source), str(target))
     for target in (absent, empty):
         assert sorted(p.name for p in target.iterdir()) == ["f-1.py311.1.nbc", "f-1.py311.nbi"]
         assert (target / "f-1.py311.1.nbc").read_text() == "code"
@@ -257,17 +257,17 @@ def test_prebuilt_kernels_of_an_installed_copy_serve_a_checkout(tmp_path, monkey
     # `pip install . && python -m fastbp` in a checkout runs the checkout's
     # kernels: an installed copy of the same sources on sys.path lends its
     # prebuilt ones; a copy of other sources does not.
-    from fastbp.kernels import _jit
+    from fastbp.kernels import _cache
 
-    monkeypatch.setattr(_jit, "PREBUILT_DIR", str(tmp_path / "absent" / "_prebuilt"))
+    monkeypatch.setattr(_cache, "PREBUILT_DIR", str(tmp_path / "absent" / "_prebuilt"))
     other = tmp_path / "other" / "fastbp" / "kernels" / "_prebuilt" / "kernels-0-numba0"
     other.mkdir(parents=True)
     monkeypatch.setattr(sys, "path", [str(tmp_path / "other")])
-    assert _jit.prebuilt_folder() is None
-    same = tmp_path / "site" / "fastbp" / "kernels" / "_prebuilt" / _jit.SOURCES_KEY
+    assert _cache.prebuilt_folder() is None
+    same = tmp_path / "site" / "fastbp" / "kernels" / "_prebuilt" / _cache.SOURCES_KEY
     same.mkdir(parents=True)
     monkeypatch.setattr(sys, "path", [str(tmp_path / "other"), str(tmp_path / "site")])
-    assert Path(_jit.prebuilt_folder()) == same
+    assert Path(_cache.prebuilt_folder()) == same
 
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiler")
@@ -325,9 +325,9 @@ def test_large_products_call_numpys_own_blas(dtype, rng):
         pytest.skip("this NumPy bundles no scipy_openblas64_")
     if os.environ.get("FASTBP_BLAS", "").strip().lower() == "scipy":
         pytest.skip("FASTBP_BLAS=scipy chooses SciPy's BLAS")
-    from fastbp.kernels import _blas, _jit, _linalg
+    from fastbp.kernels import _blas, _cache, _linalg
 
-    assert _blas.BLAS == "numpy" and _jit.SOURCES_KEY.endswith("-numpyblas")
+    assert _blas.BLAS == "numpy" and _cache.SOURCES_KEY.endswith("-numpyblas")
     A, B = rng.standard_normal((37, 300)).astype(dtype), rng.standard_normal((300, 29))
     ir = fresh_ir(_linalg._blas_product, A, B.astype(dtype), np.empty((37, 29), dtype),
                   np.bool_(False))
@@ -341,7 +341,7 @@ def test_large_products_call_numpys_own_blas(dtype, rng):
 
 SCIPY_BLAS_SCRIPT = """
 import json, numpy as np, fastbp
-from fastbp.kernels import _blas, _jit, _linalg
+from fastbp.kernels import _blas, _cache, _linalg
 rng = np.random.default_rng(0)
 A, B = rng.standard_normal((37, 300)), rng.standard_normal((300, 29))
 C = np.empty((37, 29))
@@ -354,7 +354,8 @@ reference = fastbp.Network([64, 96, 10], seed=1, backend="numpy")
 def flat(J, gW, gb):
     return [J] + np.concatenate([g.ravel() for g in gW + gb]).tolist()
 
-print(json.dumps({"blas": _blas.BLAS, "key": _jit.SOURCES_KEY, "calls_numba": "numba_xxgemm" in ir,
+print(json.dumps({"blas": _blas.BLAS, "key": _cache.SOURCES_KEY,
+                  "calls_numba": "numba_xxgemm" in ir,
                   "product": np.abs(C - A @ B).max() / np.abs(A @ B).max(),
                   "ours": flat(*net.cost_and_gradients(X, y)),
                   "reference": flat(*reference.cost_and_gradients(X, y))}))
