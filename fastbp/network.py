@@ -260,8 +260,11 @@ class Network:
           does it, ``learning_rate=1e-3``, ``betas=(0.9, 0.999)``, ``eps=1e-8``.
         - ``"gd"``: full-batch gradient descent, ``epochs`` steps, with
           ``learning_rate`` and ``momentum``.
-        - ``"bfgs"``, ``"lbfgs"``: scipy's, at most ``max_iter=200`` iterations,
-          ``tol`` passed to ``scipy.optimize.minimize``.
+        - ``"bfgs"``, ``"lbfgs"``: scipy's ``BFGS`` and ``L-BFGS-B``, at most
+          ``max_iter=200`` iterations; ``tol`` is scipy's ``gtol`` (stop once no
+          gradient component exceeds it; None keeps scipy's 1e-5), as in
+          scikit-learn. ``"lbfgs"`` also stops after ``max_fun=15000`` cost
+          evaluations (scipy's ``maxfun``) and by scipy's default ``ftol``.
 
         The batch's mean cost: for ``half_sse`` the data cost is divided by the
         batch size; ``mse`` and ``cross_entropy`` are already means; the L2 term
@@ -280,8 +283,8 @@ class Network:
         refused with a ``ValueError``.
 
         ``converged_`` is True when the tolerance was met (``tol`` for the
-        mini-batch methods, scipy's own criteria for BFGS) and False when it was
-        not: when the iteration limit came first, with a
+        mini-batch methods, scipy's criteria for BFGS) and False when it was
+        not: when ``max_iter`` (or ``max_fun``) came first, with a
         :class:`fastbp.ConvergenceWarning`, or when scipy gave up (precision
         loss; see ``optimization_result_``). It is None when there was nothing
         to meet (no ``tol``, a callback stopped, or the network is untrained).

@@ -67,9 +67,9 @@ _COMMON_DOC = """
     tol : float, default=1e-4
         sgd and adam stop once the training loss (or, with ``early_stopping``,
         the validation score) has not improved by ``tol`` for more than
-        ``n_iter_no_change`` epochs in a row: scikit-learn's rule. lbfgs does not
-        use it: it runs with scipy's default tolerances (scikit-learn passes
-        ``gtol=tol``), so it may iterate longer.
+        ``n_iter_no_change`` epochs in a row: scikit-learn's rule. lbfgs stops
+        once no component of the gradient of scikit-learn's loss (mean loss plus
+        the L2 term) exceeds ``tol``: scipy's ``gtol``, as scikit-learn passes it.
     verbose : bool, default=False
         Print the loss (and validation score) after each epoch or iteration.
     momentum : float, default=0.9
@@ -87,10 +87,12 @@ _COMMON_DOC = """
         moment (as PyTorch does), scikit-learn to the uncorrected one: the same
         step up to a term of the order of ``epsilon``.
     n_iter_no_change : int or numpy.inf, default=10
+    max_fun : int, default=15000
+        lbfgs stops after this many loss evaluations (scipy's ``maxfun``).
     dtype : numpy.float64 or numpy.float32, default=numpy.float64
         The dtype of the network: inputs are cast to it, weights are kept in it.
 
-    Not offered: ``warm_start``, ``max_fun``, ``sample_weight``, sparse input.
+    Not offered: ``warm_start``, ``sample_weight``, sparse input.
     Training a fitted estimator from two threads at once is not safe; predicting is.
 """
 
@@ -129,8 +131,8 @@ class _BaseMLP(BaseEstimator):
     """A fastbp :class:`fastbp.Network` behind scikit-learn's MLP interface.
 
     Subclasses set ``_loss`` (fastbp's loss) and ``_loss_scale``: fastbp's loss
-    divided by scikit-learn's, which rescales ``alpha``, the sgd step and Adam's
-    epsilon so that the steps are scikit-learn's.
+    divided by scikit-learn's, which rescales ``alpha``, the sgd step, Adam's
+    epsilon and lbfgs's gradient tolerance so that the steps are scikit-learn's.
     """
 
     _loss = None
@@ -140,7 +142,7 @@ class _BaseMLP(BaseEstimator):
                  alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, momentum=0.9,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, dtype=np.float64):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=np.float64):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -159,6 +161,7 @@ class _BaseMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
 
     # -- parameters -------------------------------------------------------------
@@ -185,6 +188,7 @@ class _BaseMLP(BaseEstimator):
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             _param(v.positive_int, self.batch_size, "batch_size")
         _param(v.positive_int, self.max_iter, "max_iter")
+        _param(v.positive_int, self.max_fun, "max_fun")
         if self.n_iter_no_change != np.inf:
             _param(v.positive_int, self.n_iter_no_change, "n_iter_no_change")
         for name, low, high, low_open in (
@@ -334,10 +338,12 @@ class _BaseMLP(BaseEstimator):
         def callback(net, iteration, loss):
             self._report(iteration, loss / scale)
 
-        # fastbp's own warning is replaced by scikit-learn's, raised on any failure
+        # fastbp's own warning is replaced by scikit-learn's, raised on any failure.
+        # fastbp's gradient is `scale` times scikit-learn's: so is the gradient tolerance.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FastbpConvergenceWarning)
-            net.fit(X, Y, method="lbfgs", max_iter=self.max_iter, callback=callback)
+            net.fit(X, Y, method="lbfgs", max_iter=self.max_iter, max_fun=self.max_fun,
+                    tol=scale * self.tol, callback=callback)
         result = net.optimization_result_
         self.loss_curve_ = [loss / scale for loss in net.loss_curve_]
         self.loss_ = float(result.fun) / scale
@@ -346,7 +352,8 @@ class _BaseMLP(BaseEstimator):
         if not net.converged_:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
                           f"(status={result.status}): {result.message}. Increase the number "
-                          "of iterations (max_iter) or scale the data.", ConvergenceWarning,
+                          "of iterations (max_iter, max_fun) or scale the data.",
+                          ConvergenceWarning,
                           stacklevel=4)
 
     def _report(self, iteration, loss):
@@ -476,8 +483,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     rows, plus the L2 term: what scikit-learn's gradient minimises. (Its reported
     loss averages over the outputs too; the two agree for one output.) fastbp
     minimises ``loss="mse"``, twice that, and this estimator halves its learning
-    rate for sgd, doubles ``alpha`` and Adam's ``epsilon`` to take the same steps,
-    and reports ``loss_curve_`` in the units above.
+    rate for sgd, doubles ``alpha``, Adam's ``epsilon`` and lbfgs's ``tol`` to take
+    the same steps, and reports ``loss_curve_`` in the units above. scipy's
+    ``ftol`` (not a parameter) tests the relative drop of that doubled loss,
+    so where it, rather than ``tol``, stops lbfgs, fastbp may iterate longer.
 """ + _COMMON_DOC + _COMMON_ATTRIBUTES
 
     _loss = "mse"

@@ -19,7 +19,10 @@ from .optimizers import OPTIMIZERS
 _MINIBATCH = {"epochs": 10, "batch_size": 32, "shuffle": True, "seed": None, "tol": None,
               "n_iter_no_change": 1, "validation_data": None, "validation_fraction": None,
               "restore_best": False, "resume": False}
-_QUASI_NEWTON = {"max_iter": 200, "tol": None}
+# tol is scipy's gtol (the largest gradient component allowed at the end); max_fun
+# its maxfun: scikit-learn's meanings and default
+_BFGS = {"max_iter": 200, "tol": None}
+_LBFGS = {**_BFGS, "max_fun": 15000}
 _FULL_BATCH = {"epochs": 10, "tol": None, "n_iter_no_change": 1, "resume": False}
 #: ``fit`` method -> the options it takes, with their defaults (besides ``verbose``
 #: and ``callback``, which every method takes): the epoch loop's, and the
@@ -27,8 +30,8 @@ _FULL_BATCH = {"epochs": 10, "tol": None, "n_iter_no_change": 1, "resume": False
 METHOD_OPTIONS = {
     **{method: {**(_FULL_BATCH if method == "gd" else _MINIBATCH), **cls.defaults}
        for method, cls in OPTIMIZERS.items()},
-    "bfgs": _QUASI_NEWTON,
-    "lbfgs": _QUASI_NEWTON,
+    "bfgs": _BFGS,
+    "lbfgs": _LBFGS,
 }
 METHODS = tuple(METHOD_OPTIONS)
 
@@ -60,7 +63,7 @@ def _options(method, options):
         raise TypeError(f"fit(method={method!r}) takes no option {', '.join(map(repr, unknown))}; "
                         f"it takes {sorted(allowed) + ['callback', 'verbose']}")
     opts = {**allowed, "verbose": False, "callback": None, **options}
-    for name in ("epochs", "batch_size", "max_iter", "n_iter_no_change"):
+    for name in ("epochs", "batch_size", "max_iter", "max_fun", "n_iter_no_change"):
         if name in allowed:
             opts[name] = v.positive_int(opts[name], name)
     if opts["tol"] is not None:
@@ -150,8 +153,8 @@ def fit(net, X, y, method="sgd", **options):
     # warnings on the way there (reference engine) would only be noise.
     with np.errstate(over="ignore", invalid="ignore"), progress:
         if quasi_newton:
-            _fit_bfgs(net, objective, method, opts["max_iter"], opts["tol"], progress,
-                      opts["callback"])
+            _fit_bfgs(net, objective, method, opts["max_iter"], opts.get("max_fun"),
+                      opts["tol"], progress, opts["callback"])
         else:
             batch_size, shuffle = opts.get("batch_size"), opts.get("shuffle", False)
             if method == "gd":
@@ -222,7 +225,9 @@ def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, 
         net.set_params(best_params)
 
 
-def _fit_bfgs(net, objective, method, max_iter, tol, progress, callback):
+def _fit_bfgs(net, objective, method, max_iter, max_fun, tol, progress, callback):
+    """scipy's BFGS or L-BFGS-B; ``tol`` is their ``gtol`` (None: scipy's default),
+    L-BFGS-B's ``ftol`` is left at its default, as scikit-learn leaves it."""
     import scipy.optimize  # imported on first use: it doubles the import time of fastbp
 
     last_finite = net.get_params()
@@ -243,11 +248,19 @@ def _fit_bfgs(net, objective, method, max_iter, tol, progress, callback):
         if _record(net, loss, step, progress, callback):
             raise _Stop
 
+    options = {"maxiter": max_iter}
+    limits = f"max_iter={max_iter}"
+    if tol is not None:
+        # minimize's own tol would also set L-BFGS-B's ftol
+        options["gtol"] = tol
+    if method == "lbfgs":
+        options["maxfun"] = max_fun
+        limits += f", max_fun={max_fun}"
     try:
         result = scipy.optimize.minimize(
             cost_and_grad, net.get_params().astype(np.float64), jac=True,
-            method="BFGS" if method == "bfgs" else "L-BFGS-B", tol=tol,
-            options={"maxiter": max_iter}, callback=on_iterate,
+            method="BFGS" if method == "bfgs" else "L-BFGS-B", options=options,
+            callback=on_iterate,
         )
     except _Stop:
         net._params[...] = last_finite
@@ -263,7 +276,7 @@ def _fit_bfgs(net, objective, method, max_iter, tol, progress, callback):
     net.converged_ = bool(result.success)
     if result.status == 1:  # scipy's code for an iteration (or evaluation) limit
         warnings.warn(f"{method} stopped at its limit without converging after {result.nit} "
-                      f"iterations (max_iter={max_iter}): {result.message}",
+                      f"iterations and {result.nfev} evaluations ({limits}): {result.message}",
                       ConvergenceWarning, stacklevel=4)
 
 

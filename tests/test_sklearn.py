@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from sklearn import neural_network  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits, make_classification, make_regression  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import (  # noqa: E402
@@ -216,13 +217,59 @@ def test_stops_as_sklearn(Estimator, early_stopping):
 
 def test_lbfgs():
     X, y = make_regression(n_samples=80, n_features=4, noise=1.0, random_state=0)
-    reg = MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=500,
+    # tol (scikit-learn's default) stops it by the gradient after about 60 iterations
+    # on any CPU; scipy's ftol alone took 416 to 560, as the CPU's rounding fell
+    reg = MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=500, tol=1e-4,
                        random_state=0).fit(X, y / 100)
     assert reg.score(X, y / 100) > 0.99
     assert 1 <= reg.n_iter_ == len(reg.loss_curve_) <= 500
     assert reg.best_loss_ == min(reg.loss_curve_) <= reg.loss_curve_[0]
     with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
         MLPRegressor(solver="lbfgs", max_iter=2, random_state=0).fit(X, y / 100)
+    # each iteration takes at least one evaluation, and the first is before them
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+        reg = MLPRegressor(solver="lbfgs", max_fun=5, random_state=0).fit(X, y / 100)
+    assert reg.n_iter_ <= 5
+
+
+def _sklearn_gradient(est, X, Y):
+    """The largest component of the gradient of scikit-learn's lbfgs objective (mean
+    loss plus ``alpha / (2n) * sum(W**2)``) at ``est``'s weights; relu hidden layers,
+    an identity or logistic output, for which the output delta is ``P - Y``."""
+    n = X.shape[0]
+    acts = [X]
+    for W, b in zip(est.coefs_[:-1], est.intercepts_[:-1]):
+        acts.append(np.maximum(acts[-1] @ W + b, 0.0))
+    out = acts[-1] @ est.coefs_[-1] + est.intercepts_[-1]
+    if est.out_activation_ == "logistic":
+        out = 1.0 / (1.0 + np.exp(-out))
+    delta = (out - Y) / n
+    largest = 0.0
+    for i in reversed(range(len(est.coefs_))):
+        grad_W = acts[i].T @ delta + est.alpha * est.coefs_[i] / n
+        largest = max(largest, np.abs(grad_W).max(), np.abs(delta.sum(axis=0)).max())
+        delta = (delta @ est.coefs_[i].T) * (acts[i] > 0)
+    return largest
+
+
+@pytest.mark.parametrize("Estimator", [MLPRegressor, MLPClassifier])
+def test_lbfgs_stops_by_tol_as_sklearn(Estimator):
+    """From the same initial weights, fastbp and sklearn both stop at the first
+    iterate whose gradient, in scikit-learn's units, is within ``tol`` (every one
+    before is over 1.5 tol, the last under 0.95 tol)."""
+    X, codes = _blobs(n=120, n_classes=2, seed=1)
+    y = X @ np.arange(1.0, 6.0) / 10 if Estimator is MLPRegressor else codes
+    Y = y.reshape(len(y), 1).astype(float)
+    params = dict(hidden_layer_sizes=(8,), solver="lbfgs", alpha=0.01, tol=1e-2,
+                  max_iter=400, random_state=0)
+    for est in (Estimator(**params), _sklearn_twin(Estimator(**params))):
+        est.fit(X, y)
+        assert 2 <= est.n_iter_ < 400
+        assert _sklearn_gradient(est, X, Y) <= est.tol
+        for stop in range(1, est.n_iter_):
+            with pytest.warns(ConvergenceWarning):
+                before = clone(est).set_params(max_iter=stop).fit(X, y)
+            assert _sklearn_gradient(before, X, Y) > est.tol, stop
 
 
 @compiled_only
@@ -251,6 +298,8 @@ def test_float32():
     dict(solver="bfgs"), dict(alpha=-1.0), dict(batch_size=0), dict(batch_size="all"),
     dict(learning_rate_init=0.0), dict(max_iter=2.5), dict(momentum=1.5), dict(beta_1=1.0),
     dict(epsilon=0.0), dict(n_iter_no_change=0), dict(shuffle="yes"), dict(dtype=np.int64),
+    dict(solver="lbfgs", max_fun=0), dict(solver="lbfgs", max_fun=2.0),
+    dict(solver="lbfgs", tol=-1e-4), dict(solver="lbfgs", tol="small"),
 ])
 def test_invalid_parameters_are_refused_at_fit(params):
     X, y = _blobs(n=20)

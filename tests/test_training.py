@@ -212,6 +212,38 @@ def test_bfgs_stopping_at_max_iter_warns_and_says_it_did_not_converge():
     assert net.converged_ is True
 
 
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+def test_quasi_newton_tol_is_the_gradient_tolerance(method):
+    """They stop at the first iterate whose largest gradient component is within
+    ``tol`` (scipy's gtol); L-BFGS-B's ftol, left at scipy's, stops it far later."""
+    X, y = _sine(60)
+    tol = 1e-2
+
+    def fit(**options):
+        net = fastbp.Network([1, 6, 1], activation="tanh", output_activation="identity",
+                             loss="mse", seed=0)
+        net.fit(X, y, method=method, tol=tol, **options)
+        return net, np.abs(net.optimization_result_.jac).max()
+
+    net, grad = fit()
+    assert net.converged_ is True and grad <= tol
+    with pytest.warns(fastbp.ConvergenceWarning, match=f"max_iter={net.n_iter_ - 1}"):
+        before, grad_before = fit(max_iter=net.n_iter_ - 1)
+    assert before.converged_ is False and grad_before > tol
+
+
+def test_lbfgs_max_fun_limits_the_evaluations():
+    X, y = _sine(60)
+    net = fastbp.Network([1, 6, 1], activation="tanh", output_activation="identity",
+                         loss="mse", seed=0)
+    with pytest.warns(fastbp.ConvergenceWarning, match="max_fun=5"):
+        net.fit(X, y, method="lbfgs", max_fun=5, max_iter=1000)
+    result = net.optimization_result_
+    # scipy ends the iteration that passes max_fun: each takes one evaluation or more
+    assert net.converged_ is False and result.status == 1
+    assert 5 < result.nfev and net.n_iter_ <= 5
+
+
 def test_sgd_out_of_epochs_before_tol_warns():
     X, y = _unit_sine(30)
     net = fastbp.Network([1, 4, 1], seed=0)
