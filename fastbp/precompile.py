@@ -75,11 +75,12 @@ def main(argv=None):
     parser.add_argument("--dtype", action="append", choices=("float32", "float64"),
                         help="compile for this dtype only (repeatable; default: both)")
     args = parser.parse_args(argv)
-    from .kernels import _jit
+    from .kernels import _cache, _jit
 
-    if not _jit.CACHE:
-        print("no cache (FASTBP_NO_CACHE is set, or no cache folder can be written): "
-              "nothing would be kept", file=sys.stderr)
+    if not (_jit.CACHE and _cache.WRITABLE):
+        where = f"{_jit.cache_folder()} is read-only" if _jit.CACHE else (
+            "FASTBP_NO_CACHE is set, or no cache folder can be used")
+        print(f"no cache to fill ({where}): nothing would be kept", file=sys.stderr)
         return 1
     seconds = precompile(tuple(args.dtype or ("float32", "float64")))
     print(f"compiled into {_jit.cache_folder()} in {seconds:.1f} s")
