@@ -23,8 +23,13 @@ from .kernels import _network as fused
 from .kernels import _parallel
 from .kernels._jit import specialisation
 
-#: Rows per chunk for forward passes and costs (bounds workspace memory).
+#: Rows per chunk of a pass over many rows (forward, cost, full-batch gradient):
+#: bounds its workspace memory. BLAS runs products of this many rows at full speed.
 CHUNK_ROWS = 4096
+#: Workspace values a chunk may fill, for narrow networks whose ``CHUNK_ROWS``
+#: rows would fill fewer: a chunk of a 2-3-1 network is then 131 072 rows, not
+#: 4096, whose pass is too short to pay for a call from Python each.
+CHUNK_VALUES = 1 << 20
 
 
 class Objective:
@@ -105,12 +110,13 @@ class CompiledObjective(Objective):
 
     _batch = None  # the epoch's gathered batch: (X rows, y rows), flat
     _bound = None  # (compiled pass, its arguments, the gradient buffer): see _bind
+    _chunk_grad = None  # the gradient of one chunk after the first: see _chunked_gradient
 
     def cost(self):
         net, n = self.net, self.n_rows
         mean = net._head.mean
         total = 0.0
-        n_threads = _threads(net, min(n, CHUNK_ROWS))
+        n_threads = _threads(net, _chunk_size(net, n))
         with _running(n_threads):
             for start, stop, work in _chunks(net, n):
                 X, y = self.X[start:stop], self.y[start:stop]
@@ -123,6 +129,12 @@ class CompiledObjective(Objective):
         return float(self.data_scale * total + self._l2_term())
 
     def cost_and_gradient(self, params=None, out=None):
+        """``(J, grad)`` as :meth:`Objective.cost_and_gradient`, summed over chunks of
+        rows (:func:`_chunks`): the scratch is at most ``max(CHUNK_ROWS x w,
+        CHUNK_VALUES)`` values (``w``: the network's workspace per row,
+        ``sum(widths[1:]) + widths[-1] + sum(hidden widths)``) and one gradient,
+        whatever the rows. The chunks are added in row order, so the bits depend
+        on the rows, the chunk size and the thread count only."""
         if params is not None:
             self.net._params[...] = params
         if out is None:
@@ -132,24 +144,48 @@ class CompiledObjective(Objective):
             out = self._gradient_buffer(None)
         net, X = self.net, self.X
         n = X.shape[0]
-        work = net._work
-        if work.size < n * net._work_per_row:
-            work = _workspace(net, n)
-        if n < net._parallel_rows:  # a small pass: no context to enter (W1 feels 0.5 us)
+        if n < net._parallel_rows and (n <= CHUNK_ROWS or n <= _chunk_rows(net)):
+            # a small pass in one chunk: no context to enter (W1 feels 0.5 us)
+            work = net._work
+            if work.size < n * net._work_per_row:
+                work = _workspace(net, n)
             args = (net._params, net._layout, X, self.y, work, out, net.l2, self.data_scale)
             J = float(fused.cost_and_gradient(*args))
             if out is self._grad:
                 self._bind(args)
             return J, out
-        n_threads = _threads(net, n)
+        return self._chunked_gradient(out), out
+
+    def _chunked_gradient(self, out):
+        """The cost, and its gradient into ``out``, as the sum of the chunks' in row
+        order: the first chunk writes ``out`` (and adds the L2 term), each later
+        one writes a buffer of its own that is then added to ``out``."""
+        net, n = self.net, self.n_rows
+        mean, scale = net._head.mean, self.data_scale
+        n_threads = _threads(net, _chunk_size(net, n))
+        J, grad = 0.0, out
         with _running(n_threads):
-            if n_threads > 1:
-                J = _threaded(_parallel.GRADIENT, net, X, self.y, work, n_threads,
-                              self.data_scale, out)
-            else:
-                J = fused.cost_and_gradient(net._params, net._layout, X, self.y, work, out,
-                                            net.l2, self.data_scale)
-        return float(J), out
+            for start, stop, work in _chunks(net, n):
+                X, y = self.X[start:stop], self.y[start:stop]
+                # a mean-type loss is a mean over the chunk: weight it by its share
+                chunk_scale = scale * (stop - start) / n if mean else scale
+                l2 = net.l2 if start == 0 else 0.0  # the L2 term, once
+                if n_threads > 1:
+                    J += _threaded(_parallel.GRADIENT, net, X, y, work, n_threads,
+                                   chunk_scale, grad, l2)
+                else:
+                    J += fused.cost_and_gradient(net._params, net._layout, X, y, work, grad,
+                                                 l2, chunk_scale)
+                if grad is not out:
+                    out += grad
+                elif stop < n:
+                    grad = self._chunk_gradient_buffer()
+        return float(J)
+
+    def _chunk_gradient_buffer(self):
+        if self._chunk_grad is None:
+            self._chunk_grad = np.empty_like(self.net._params)
+        return self._chunk_grad
 
     def _bind(self, args):
         """Call the compiled pass for exactly these arguments' types from now on,
@@ -178,7 +214,7 @@ class CompiledObjective(Objective):
     @staticmethod
     def forward(net, X):
         yhat = np.empty((X.shape[0], net.layer_sizes[-1]), net.dtype)
-        n_threads = _threads(net, min(X.shape[0], CHUNK_ROWS))
+        n_threads = _threads(net, _chunk_size(net, X.shape[0]))
         with _running(n_threads):
             for start, stop, work in _chunks(net, X.shape[0]):
                 if n_threads > 1:
@@ -264,12 +300,14 @@ def _blocks(n_threads, n_rows):
 _NO_ROWS, _NO_HYPER = np.empty(0, np.int64), np.empty(0, np.float64)
 
 
-def _threaded(mode, net, X, y, work, n_threads, data_scale=1.0, grad=None):
+def _threaded(mode, net, X, y, work, n_threads, data_scale=1.0, grad=None, l2=None):
     """A ``GRADIENT``, ``COST`` or ``FORWARD`` pass of :func:`fastbp.kernels._parallel.run`
-    over all rows of ``X`` (``y``: any array of ``X``'s type for ``FORWARD``)."""
+    over all rows of ``X`` (``y``: any array of ``X``'s type for ``FORWARD``), with
+    the L2 factor ``l2`` (by default the network's)."""
     unused = np.empty(0, net.dtype)
     return _parallel.run(mode, net._params, net._layout, X, y, _NO_ROWS, X.shape[0], 0,
-                         _NO_HYPER, unused.reshape(0, 0), net.l2, False, data_scale, work,
+                         _NO_HYPER, unused.reshape(0, 0), net.l2 if l2 is None else l2, False,
+                         data_scale, work,
                          unused if grad is None else grad, unused, unused,
                          *_blocks(n_threads, X.shape[0]))
 
@@ -281,10 +319,31 @@ def _workspace(net, n):
     return net._work
 
 
+def _chunk_rows(net):
+    """Rows per chunk of ``net``'s passes: ``CHUNK_ROWS``, or more for a network
+    whose workspace per row is under ``CHUNK_VALUES / CHUNK_ROWS`` values."""
+    return max(CHUNK_ROWS, CHUNK_VALUES // net._work_per_row)
+
+
+def _n_chunks(net, n):
+    return max(1, -(-n // _chunk_rows(net)))
+
+
+def _chunk_size(net, n):
+    """Rows of the largest (the first) of :func:`_chunks` over ``n`` rows."""
+    return -(-n // _n_chunks(net, n))
+
+
 def _chunks(net, n):
-    """Row ranges of at most ``CHUNK_ROWS`` with a workspace for each: bounds the
-    memory of forward passes and costs over large data sets."""
-    step = min(n, CHUNK_ROWS)
-    work = _workspace(net, step)
-    for start in range(0, n, step):
-        yield start, min(start + step, n), work
+    """``(start, stop, workspace)`` of the chunks of ``n`` rows in row order: as few
+    as hold at most :func:`_chunk_rows` rows each, their sizes as even as
+    possible (no short last chunk); one workspace for all. Bounds the memory of
+    passes over large data sets."""
+    n_chunks = _n_chunks(net, n)
+    work = _workspace(net, _chunk_size(net, n))
+    q, r = divmod(n, n_chunks)
+    start = 0
+    for k in range(n_chunks):
+        stop = start + q + (k < r)
+        yield start, stop, work
+        start = stop
