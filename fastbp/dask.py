@@ -42,11 +42,18 @@ costs the scheduler a few tasks however many chunks there are, and no chunk
 moves. The parameters travel inside those tasks (or, when all copies together
 would exceed :data:`INLINE_BYTES`, as one task that they all read), and the
 client adds their sums (up to :data:`SPLIT_EVERY` of them; more are first added
-in a tree on the cluster). Where the chunks are is asked of the scheduler once,
+by tasks on the cluster). Where the chunks are is asked of the scheduler once,
 and again only after an iteration whose tasks ran elsewhere than planned (a
 worker lost or restarted). On dask's local scheduler each chunk is one task,
-summed in a tree (:data:`SPLIT_EVERY` parts per sum). The L2 term is added
-once, on the client. :class:`DaskObjective` implements
+their results added by tasks of :data:`SPLIT_EVERY` parts. The L2 term is added
+once, on the client.
+
+Every sum, wherever it runs, follows one fixed binary tree over the chunks in
+their order (:func:`_merged`): a worker adds the siblings among its chunks and
+sends the rest up. The cost and gradient are therefore the same bits whichever
+worker holds which chunk, after a lost worker's chunks are recomputed
+elsewhere, on a cluster of any size and on dask's local schedulers (for the
+same chunks: another chunking adds other sums). :class:`DaskObjective` implements
 :class:`fastbp.objective.Objective`, so scipy's BFGS runs unchanged on it; each
 iteration costs a round trip to the scheduler (milliseconds) on top of the
 passes. A worker lost between or during iterations costs the recomputation of
@@ -145,11 +152,23 @@ class NetworkSpec(NamedTuple):
 _local = threading.local()
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """A task's passes on one Numba thread (the cluster runs one task per worker
+    thread, which already keeps every core busy), the thread's own count
+    restored afterwards: on dask's synchronous scheduler the tasks run on the
+    caller's thread."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def _network(spec, params=None):
     """This thread's network for ``spec`` (a Network must not be shared by threads),
-    with ``params`` copied in. The thread's passes run on it alone: the cluster
-    runs one task per worker thread, which already keeps every core busy."""
-    numba.set_num_threads(1)
+    with ``params`` copied in; used inside :func:`_one_thread`."""
     nets = getattr(_local, "nets", None)
     if nets is None or len(nets) > 8:
         nets = _local.nets = {}
@@ -174,13 +193,14 @@ def _prepare(spec, X, y, start, stop, for_fit):
     network's dtype. ``for_fit`` adds ``fit``'s check of the targets' range."""
     from .training import _check_targets_reachable
 
-    net = _network(spec)
-    try:
-        X, y = net._check_Xy(X, y)
-        if for_fit:
-            _check_targets_reachable(net, y)
-    except (ValueError, TypeError) as exc:
-        raise _where(exc, start, stop) from None
+    with _one_thread():
+        net = _network(spec)
+        try:
+            X, y = net._check_Xy(X, y)
+            if for_fit:
+                _check_targets_reachable(net, y)
+        except (ValueError, TypeError) as exc:
+            raise _where(exc, start, stop) from None
     return X, y
 
 
@@ -190,46 +210,72 @@ def _rows(part):
 
 def _pass(spec, params, part, data_scale, gradient):
     """``(data cost, its gradient as float64 or None)`` of one chunk."""
-    net = _network(spec, params)
-    objective = net._engine(net, *part, data_scale)
-    if not gradient:
-        return objective.cost(), None
-    J, grad = objective.cost_and_gradient(out=np.empty_like(net._params))
+    with _one_thread():
+        net = _network(spec, params)
+        objective = net._engine(net, *part, data_scale)
+        if not gradient:
+            return objective.cost(), None
+        J, grad = objective.cost_and_gradient(out=np.empty_like(net._params))
     return J, grad.astype(np.float64, copy=False)
 
 
-def _add(*parts):
-    J = sum(p[0] for p in parts)
-    grads = [p[1] for p in parts if p[1] is not None]
-    if not grads:
-        return J, None
-    total = grads[0].copy()
-    for g in grads[1:]:
-        total += g
-    return J, total
+# The chunks' results are added in one fixed binary tree over the chunks' order:
+# node ``(level, i)`` is the sum of chunks ``i * 2**level`` to ``(i + 1) * 2**level - 1``
+# (those that exist), always as its left child plus its right one. Any task may
+# add any siblings it holds, so whichever worker holds which chunks, and
+# whichever results arrive together, every sum is the same, to the bit.
 
 
-def _worker_pass(spec, params, parts, scales, gradient, where):
-    """``(data cost, float64 gradient or None, placed)`` summed over ``parts``
-    (chunks that one worker holds) in their order; ``placed``: whether this ran
-    on the worker ``where`` that was meant to hold them."""
+def _plus(a, b):
+    """``a + b`` of two ``(cost, gradient or None)`` results, into a new array."""
+    return a[0] + b[0], None if a[1] is None else a[1] + b[1]
+
+
+def _merged(n_chunks, *node_sets):
+    """The tree nodes ``{(level, i): (cost, gradient)}`` of ``node_sets`` together,
+    every two siblings replaced by their parent, bottom up; a left child without
+    a right one (past the last chunk) is its parent."""
+    nodes = {}
+    for part in node_sets:
+        nodes.update(part)
+    level = 0
+    while (1 << level) < n_chunks:
+        for i in sorted(i for k, i in nodes if k == level and i % 2 == 0):
+            right = (level, i + 1)
+            if right in nodes:
+                nodes[level + 1, i // 2] = _plus(nodes.pop((level, i)), nodes.pop(right))
+            elif (i + 1) << level >= n_chunks:
+                nodes[level + 1, i // 2] = nodes.pop((level, i))
+        level += 1
+    return nodes
+
+
+def _root(nodes, n_chunks):
+    """The sum over all chunks, from :func:`_merged` nodes that cover them all."""
+    return nodes[(n_chunks - 1).bit_length(), 0]
+
+
+def _chunk_pass(n_chunks, c, spec, params, part, data_scale, gradient):
+    """Chunk ``c``'s :func:`_pass` as a leaf of the tree, for dask's local scheduler."""
+    return {(0, c): _pass(spec, params, part, data_scale, gradient)}
+
+
+def _worker_pass(spec, params, chunks, parts, scales, gradient, where, n_chunks):
+    """``(tree nodes, placed)`` of ``parts``, the chunks numbered ``chunks`` that
+    one worker holds, added as far as the tree allows (:func:`_merged`);
+    ``placed``: whether this ran on the worker ``where`` that was meant to hold
+    them."""
     from distributed import get_worker
 
-    J, total = 0.0, None
-    for part, scale in zip(parts, scales):
-        Jc, grad = _pass(spec, params, part, scale, gradient)
-        J += Jc
-        if grad is not None:
-            if total is None:
-                total = grad  # a new array of this call's: added to in place
-            else:
-                total += grad
-    return J, total, get_worker().address == where
+    nodes = {}
+    for c, part, scale in zip(chunks, parts, scales):
+        nodes = _merged(n_chunks, nodes, {(0, c): _pass(spec, params, part, scale, gradient)})
+    return nodes, get_worker().address == where
 
 
-def _add_placed(*parts):
-    """The sum of :func:`_worker_pass` results; placed only if all were."""
-    return (*_add(*parts), all(p[2] for p in parts))
+def _add_placed(n_chunks, *parts):
+    """:func:`_worker_pass` results together; placed only if all were."""
+    return _merged(n_chunks, *(p[0] for p in parts)), all(p[1] for p in parts)
 
 
 def _identity(x):
@@ -237,15 +283,16 @@ def _identity(x):
 
 
 def _forward_block(X, spec=None, params=None, block_info=None):
-    net = _network(spec, params)
-    try:
-        X = net._check_X(X)
-    except (ValueError, TypeError) as exc:
-        if block_info is None:
-            raise
-        start, stop = block_info[0]["array-location"][0]
-        raise _where(exc, start, stop) from None
-    return net._engine.forward(net, X)
+    with _one_thread():
+        net = _network(spec, params)
+        try:
+            X = net._check_X(X)
+        except (ValueError, TypeError) as exc:
+            if block_info is None:
+                raise
+            start, stop = block_info[0]["array-location"][0]
+            raise _where(exc, start, stop) from None
+        return net._engine.forward(net, X)
 
 
 # -- the client's side -----------------------------------------------------------------------
@@ -438,13 +485,15 @@ class DaskObjective(Objective):
         # chunks' tasks share: a worker lost on the way gets them again from the
         # graph (scattered data, once lost, could not be recomputed)
         params = delayed(net._params.copy(), name=f"fastbp-params-{uuid.uuid4().hex}")
-        tasks = [delayed(_pass)(self.spec, params, part, scale, gradient)
-                 for part, scale in zip(self._parts, self._scales(data_scale))]
+        n_chunks = len(self._parts)
+        tasks = [delayed(_chunk_pass)(n_chunks, c, self.spec, params, part, scale, gradient)
+                 for c, (part, scale) in enumerate(zip(self._parts, self._scales(data_scale)))]
         while len(tasks) > 1:
-            tasks = [delayed(_add)(*tasks[i : i + SPLIT_EVERY])
+            tasks = [delayed(_merged)(n_chunks, *tasks[i : i + SPLIT_EVERY])
                      for i in range(0, len(tasks), SPLIT_EVERY)]
         with _graph_of(net._params.nbytes):
-            (J, grad), = dask.compute(tasks[0])
+            (nodes,) = dask.compute(tasks[0])
+        J, grad = _root(nodes, n_chunks)
         return float(J), grad
 
     def _cluster_pass(self, data_scale, gradient):
@@ -470,8 +519,8 @@ class DaskObjective(Objective):
                 params = client.submit(_identity, params, key=(f"fastbp-params-{name}", 0))
                 submitted.append(params)
             futures = [
-                client.submit(_worker_pass, self.spec, params, [parts[c] for c in chunks],
-                              [scales[c] for c in chunks], gradient, where,
+                client.submit(_worker_pass, self.spec, params, chunks, [parts[c] for c in chunks],
+                              [scales[c] for c in chunks], gradient, where, len(parts),
                               key=(f"fastbp-pass-{name}", i),
                               **({} if where is None else
                                  dict(workers=[where], allow_other_workers=True)))
@@ -479,7 +528,7 @@ class DaskObjective(Objective):
         level = 0
         while len(futures) > SPLIT_EVERY:
             submitted += futures
-            futures = [client.submit(_add_placed, *futures[i : i + SPLIT_EVERY],
+            futures = [client.submit(_add_placed, len(parts), *futures[i : i + SPLIT_EVERY],
                                      key=(f"fastbp-sum-{name}-{level}", i // SPLIT_EVERY))
                        for i in range(0, len(futures), SPLIT_EVERY)]
             level += 1
@@ -490,7 +539,7 @@ class DaskObjective(Objective):
         # right after them, most often in the same send.
         self._held = submitted + futures
         try:
-            J, grad, placed = _add_placed(*client.gather(futures))
+            nodes, placed = _add_placed(len(parts), *client.gather(futures))
         except BaseException:
             self._groups = None  # where the chunks are is asked again next time
             self._held = []
@@ -499,6 +548,7 @@ class DaskObjective(Objective):
             self._held = []  # a held result is recomputed if its worker is lost
         if not placed:
             self._groups = None
+        J, grad = _root(nodes, len(parts))
         return float(J), grad
 
     def _add_l2_gradient(self, grad):

@@ -10,6 +10,7 @@ import threading
 import warnings
 from collections import Counter
 
+import numba
 import numpy as np
 import pytest
 
@@ -340,6 +341,89 @@ def test_dask_local_scheduler_without_a_client():
         nets[0].fit(X, y, method="gd", epochs=3, learning_rate=0.05)
         nets[1].fit(*_dask(X, y), method="gd", epochs=3, learning_rate=0.05)
         assert _rel(nets[1].get_params(), nets[0].get_params()) < 1e-12
+
+
+#: Twelve chunks: the summing tree has partial nodes at every level.
+MANY_CHUNKS = (9,) * 11 + (4,)
+
+
+def _groupings(n_chunks, seed):
+    """Ways workers could hold ``n_chunks`` chunks: all on one, one each, and
+    seeded random splits over two or three workers in random order."""
+    rng = np.random.default_rng(seed)
+    chunks = list(range(n_chunks))
+    yield [(None, chunks)]
+    yield [(None, [c]) for c in reversed(chunks)]
+    for parts in (2, 3, 3):
+        owner = rng.integers(0, parts, n_chunks)
+        yield [(None, [int(c) for c in rng.permutation(np.flatnonzero(owner == k))])
+               for k in range(parts) if (owner == k).any()]
+
+
+def test_the_chunks_sum_to_the_same_bits_wherever_they_are(client, monkeypatch):
+    X, y = _data()
+    Xd, yd = _dask(X, y, chunks=MANY_CHUNKS)
+    net = _net()
+    params = net.get_params() * 0.5
+    objective = net.objective(Xd, yd)
+    results = []
+    for split_every in (8, 2):  # the client adds every group's nodes, or tasks add some first
+        monkeypatch.setattr(fdask, "SPLIT_EVERY", split_every)
+        for groups in _groupings(len(MANY_CHUNKS), seed=split_every):
+            objective._groups = groups
+            results.append(objective.cost_and_gradient(params, out=np.empty_like(params)))
+    with dask.config.set(scheduler="synchronous"):  # one task per chunk, on this thread
+        results.append(net.objective(Xd, yd).cost_and_gradient(params))
+    J1, g1 = net.objective(X, y).cost_and_gradient(params)
+    J, grad = results[0]
+    assert J == pytest.approx(J1, rel=1e-12) and _rel(grad, g1) < 1e-12
+    for J_other, grad_other in results[1:]:
+        assert J_other == J
+        np.testing.assert_array_equal(grad_other, grad)
+
+
+def test_a_fit_gives_the_same_bits_whichever_worker_holds_which_chunks(client, monkeypatch):
+    X, y = _data()
+    Xd, yd = _dask(X, y, chunks=MANY_CHUNKS)
+    seeds = iter(range(100))
+
+    def anywhere(self):  # where the scheduler could have put the chunks, another each time
+        return list(_groupings(len(MANY_CHUNKS), next(seeds)))[2 + next(seeds) % 3]
+
+    params = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastbp.ConvergenceWarning)
+        params.append(_net().fit(Xd, yd, method="lbfgs", max_iter=8).get_params())
+        with monkeypatch.context() as m:
+            m.setattr(fdask.DaskObjective, "_locate", anywhere)
+            for _ in range(2):
+                params.append(_net().fit(Xd, yd, method="lbfgs", max_iter=8).get_params())
+        with dask.config.set(scheduler="synchronous"):
+            params.append(_net().fit(Xd, yd, method="lbfgs", max_iter=8).get_params())
+    assert next(seeds) > 4  # the placements changed during the fits
+    for other in params[1:]:
+        np.testing.assert_array_equal(other, params[0])
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_a_dask_fit_leaves_the_callers_numba_threads_as_they_were(scheduler):
+    X, y = _data()
+    Xd, yd = _dask(X, y)
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        with dask.config.set(scheduler=scheduler), warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastbp.ConvergenceWarning)
+            net = _net()
+            for call in (lambda: net.fit(Xd, yd, method="lbfgs", max_iter=3),
+                         lambda: net.fit(Xd, yd, method="sgd", epochs=1, batch_size=8),
+                         lambda: net.cost_and_gradients(Xd, yd),
+                         lambda: net.predict(Xd).compute()):
+                call()
+                assert numba.get_num_threads() == 2
+    finally:
+        numba.set_num_threads(before)
 
 
 def _counted(a, counts, name):
