@@ -22,9 +22,8 @@ ROWS = 45  # seven chunks of 6 or 7 rows
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    """Chunks of at most 7 rows, whatever the network's width."""
+    """Chunks of at most 7 rows."""
     monkeypatch.setattr(objective, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(objective, "CHUNK_VALUES", 0)
 
 
 @pytest.fixture(params=["serial", "threaded"])
@@ -91,7 +90,6 @@ def test_chunked_cost_and_gradient_equal_the_reference(kind, dtype, l2, data_sca
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_chunks_are_even_in_row_order_and_bounded(dtype, monkeypatch):
     monkeypatch.setattr(objective, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(objective, "CHUNK_VALUES", 0)
     net = _network(KINDS[0], dtype)
     for n in (1, 6, 7, 8, 45, 49, 50):
         chunks = list(objective._chunks(net, n))
@@ -99,12 +97,8 @@ def test_chunks_are_even_in_row_order_and_bounded(dtype, monkeypatch):
         sizes = [stop - start for start, stop, _ in chunks]
         assert starts == [0] + list(np.cumsum(sizes)[:-1]) and sum(sizes) == n
         assert len(chunks) == -(-n // 7) and max(sizes) - min(sizes) <= 1
-        assert max(sizes) == objective._chunk_size(net, n)
+        assert max(sizes) == objective._chunk_size(n)
         assert chunks[0][2].size >= max(sizes) * net._work_per_row
-    # a narrow network takes longer chunks, up to CHUNK_VALUES of workspace
-    monkeypatch.setattr(objective, "CHUNK_VALUES", 7 * 1000 * net._work_per_row)
-    assert objective._chunk_rows(net) == 7000
-    assert objective._chunk_size(net, 14001) == 4667
 
 
 def _traced_peak(call):
@@ -120,7 +114,6 @@ def _traced_peak(call):
 @pytest.mark.parametrize("mode", ["serial", "threaded"])
 def test_scratch_of_a_full_batch_pass_does_not_grow_with_the_rows(mode, monkeypatch):
     monkeypatch.setattr(objective, "CHUNK_ROWS", 256)
-    monkeypatch.setattr(objective, "CHUNK_VALUES", 0)
     if mode == "threaded":
         monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 1)
         monkeypatch.setattr(threads, "pass_threads", lambda n_rows: 2)
