@@ -30,6 +30,15 @@ from .kernels._jit import specialisation
 #: rows); 1024 rows cost 784-128-10 11 % at two threads, 16 384 cost 64-64-10 7-9 %.
 CHUNK_ROWS = 4096
 
+#: Work of one compiled call of an epoch, in multiply-adds (see
+#: :func:`_slice_batches`): about 10 ms of one core (W2 at batch 32: 20 batches
+#: a call, 94 calls an epoch), so Ctrl-C is answered within a slice, while
+#: the calls between slices cost nothing measurable.
+SLICE_WORK = 200_000_000
+#: A batch's fixed cost beyond its products (gathering, calls, loops), in
+#: multiply-adds: the seed network (2-3-1) at batch 1 takes 0.7 us a batch.
+BATCH_WORK = 10_000
+
 
 class Objective:
     """``J(params) = data_scale * loss(X, y) + (l2 / 2) * sum(W**2)`` of ``net``.
@@ -197,20 +206,30 @@ class CompiledObjective(Objective):
         self._bound = (specialisation(fused.cost_and_gradient, args), args, self._grad)
 
     def epoch(self, optimizer, order, batch_size):
-        net = self.net
+        """One compiled call per slice of :func:`_slice_batches` whole batches, the
+        running loss handed from slice to slice: the bits of one call for the
+        whole epoch, and Python's signal handlers (Ctrl-C) get to run between
+        slices."""
+        net, n = self.net, self.n_rows
         if self._batch is None or self._batch[0].size < batch_size * net.layer_sizes[0]:
             self._batch = (np.empty(batch_size * net.layer_sizes[0], net.dtype),
                            np.empty(batch_size * net.layer_sizes[-1], net.dtype))
         per_example, work = not net._head.mean, _workspace(net, batch_size)
-        head = (net._params, net._layout, self.X, self.y, order, batch_size, optimizer.rule,
-                optimizer.hyper, optimizer.state, net.l2, per_example)
+        rule, hyper, state = optimizer.rule, optimizer.hyper, optimizer.state
         tail = (work, self._gradient_buffer(None), *self._batch)
-        n_threads = _threads(net, min(batch_size, self.n_rows))
+        n_threads = _threads(net, min(batch_size, n))
+        blocks = _blocks(n_threads, min(batch_size, n)) if n_threads > 1 else ()
+        step = _slice_batches(net, batch_size) * batch_size  # rows per call
+        loss = 0.0
         with _running(n_threads):
-            if n_threads > 1:
-                return float(_parallel.run(_parallel.EPOCH, *head, 1.0, *tail,
-                                           *_blocks(n_threads, min(batch_size, self.n_rows))))
-            return float(fused.minibatch_epoch(*head, *tail))
+            for start in range(0, n, step):
+                head = (net._params, net._layout, self.X, self.y, order[start : start + step],
+                        batch_size, rule, hyper, state, net.l2, per_example)
+                if n_threads > 1:  # the running loss goes in as data_scale
+                    loss = _parallel.run(_parallel.EPOCH, *head, loss, *tail, *blocks)
+                else:
+                    loss = fused.minibatch_epoch(*head, *tail, loss)
+        return float(loss)
 
     @staticmethod
     def forward(net, X):
@@ -311,6 +330,15 @@ def _threaded(mode, net, X, y, work, n_threads, data_scale=1.0, grad=None, l2=No
                          data_scale, work,
                          unused if grad is None else grad, unused, unused,
                          *_blocks(n_threads, X.shape[0]))
+
+
+def _slice_batches(net, batch_size):
+    """Batches of ``batch_size`` rows per compiled call of an epoch: about
+    :data:`SLICE_WORK` multiply-adds (forward and backward products, three per
+    weight and row, plus :data:`BATCH_WORK` a batch), at least one batch."""
+    sizes = net.layer_sizes
+    per_row = 3 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return max(1, SLICE_WORK // (batch_size * per_row + BATCH_WORK))
 
 
 def _workspace(net, n):

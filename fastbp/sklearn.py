@@ -8,6 +8,7 @@ This is the only fastbp module that imports scikit-learn.
 """
 
 import numbers
+import threading
 import warnings
 
 import numpy as np
@@ -93,7 +94,12 @@ _COMMON_DOC = """
         The dtype of the network: inputs are cast to it, weights are kept in it.
 
     Not offered: ``warm_start``, ``sample_weight``, sparse input.
-    Training a fitted estimator from two threads at once is not safe; predicting is.
+    ``fit`` or ``partial_fit`` while another thread fits the same estimator raises
+    a ``RuntimeError``; predicting from several threads at once is safe.
+    A KeyboardInterrupt during sgd or adam ends the fit with the weights and
+    records of the last completed epoch (with ``early_stopping``, of the best
+    one) and a warning, as scikit-learn does; during lbfgs it is raised again,
+    the estimator left at the last accepted iterate.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -206,6 +212,17 @@ class _BaseMLP(BaseEstimator):
     # -- fitting ----------------------------------------------------------------
 
     def _fit(self, X, y, incremental):
+        with _FITTING:
+            if id(self) in _FITTING.ids:
+                raise RuntimeError(f"this {type(self).__name__} is being fitted by another "
+                                   "thread; an estimator fits in one thread at a time")
+            _FITTING.ids.add(id(self))
+        try:
+            return self._fit_alone(X, y, incremental)
+        finally:
+            _FITTING.ids.discard(id(self))
+
+    def _fit_alone(self, X, y, incremental):
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -224,14 +241,28 @@ class _BaseMLP(BaseEstimator):
                 self._fit_lbfgs(X, Y)
             else:
                 self._fit_stochastic(X, Y, rs, incremental, resume=not first)
+        except KeyboardInterrupt:  # lbfgs: the last accepted iterate's weights
+            self._keep_weights()
+            raise
         except FloatingPointError as exc:
             raise ValueError(f"Solver produced non-finite parameter weights ({exc}). The "
                              "input data may contain large values and need to be "
                              "preprocessed.") from exc
+        self._keep_weights()
+        return self
+
+    def _keep_weights(self):
         net = self._net
         self.coefs_ = [W.copy() for W in net.weights]
         self.intercepts_ = [b.copy() for b in net.biases]
-        return self
+
+    def _keep_curve(self):
+        """``loss_curve_``, ``n_iter_`` and ``loss_`` from the network's records."""
+        net = self._net
+        self.loss_curve_ = [loss / self._loss_scale for loss in net.loss_curve_]
+        self.n_iter_ = net.n_iter_
+        if self.loss_curve_:
+            self.loss_ = self.loss_curve_[-1]
 
     def _initialize(self, n_features, n_outputs, rs):
         """A fresh network with scikit-learn's initial weights, and empty records."""
@@ -318,15 +349,19 @@ class _BaseMLP(BaseEstimator):
                 return True
             return False
 
-        net.fit(X, Y, method=self.solver, epochs=1 if incremental else self.max_iter,
-                batch_size=batch_size, shuffle=bool(self.shuffle), callback=callback, **options)
-        self.loss_curve_ = [loss / scale for loss in net.loss_curve_]
-        self.loss_ = self.loss_curve_[-1]
-        self.n_iter_ = net.n_iter_
+        interrupted = False
+        try:
+            net.fit(X, Y, method=self.solver, epochs=1 if incremental else self.max_iter,
+                    batch_size=batch_size, shuffle=bool(self.shuffle), callback=callback,
+                    **options)
+        except KeyboardInterrupt:  # the net is at its last completed epoch
+            warnings.warn("Training interrupted by user.", stacklevel=4)  # scikit-learn's
+            interrupted = True
+        self._keep_curve()
         if validation is not None:
             self.validation_scores_ = list(net.validation_scores_)
             net.set_params(best_params)  # the weights of the best epoch, as sklearn keeps
-        if not incremental and not stopped:
+        if not incremental and not stopped and not interrupted:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           "and the optimization hasn't converged yet.", ConvergenceWarning,
                           stacklevel=4)
@@ -340,15 +375,19 @@ class _BaseMLP(BaseEstimator):
 
         # fastbp's own warning is replaced by scikit-learn's, raised on any failure.
         # fastbp's gradient is `scale` times scikit-learn's: so is the gradient tolerance.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FastbpConvergenceWarning)
-            net.fit(X, Y, method="lbfgs", max_iter=self.max_iter, max_fun=self.max_fun,
-                    tol=scale * self.tol, callback=callback)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FastbpConvergenceWarning)
+                net.fit(X, Y, method="lbfgs", max_iter=self.max_iter, max_fun=self.max_fun,
+                        tol=scale * self.tol, callback=callback)
+        except KeyboardInterrupt:  # the net is at its last accepted iterate
+            self._keep_curve()
+            self.best_loss_ = min(self.loss_curve_, default=np.inf)
+            raise
         result = net.optimization_result_
-        self.loss_curve_ = [loss / scale for loss in net.loss_curve_]
+        self._keep_curve()
         self.loss_ = float(result.fun) / scale
         self.best_loss_ = min(self.loss_curve_, default=self.loss_)
-        self.n_iter_ = net.n_iter_
         if not net.converged_:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iteration(s) "
                           f"(status={result.status}): {result.message}. Increase the number "
@@ -533,6 +572,23 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+class _Fitting:
+    """The estimators being fitted now (by ``id``), under one lock: no lock per
+    estimator to keep out of its pickles and clones."""
+
+    def __init__(self):
+        self.ids, self._lock = set(), threading.Lock()
+
+    def __enter__(self):
+        self._lock.acquire()
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+
+_FITTING = _Fitting()
 
 
 def _param(check, *args, **kwargs):

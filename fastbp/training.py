@@ -2,9 +2,12 @@
 (SGD with momentum, full-batch gradient descent, Adam) stepped by an optimizer
 of :mod:`fastbp.optimizers`, and scipy's (L-)BFGS.
 
-Each epoch is one call of the objective's ``epoch``: on the compiled engine a
-single jitted call over preallocated buffers, on the reference engine the same
-steps in NumPy, so both give the same weights from the same seed.
+Each epoch is one call of the objective's ``epoch``: on the compiled engine
+jitted calls over preallocated buffers, a slice of batches each (so Ctrl-C
+stops it within a slice), on the reference engine the same steps in NumPy, so
+both give the same weights from the same seed. An epoch or iterate that does
+not complete (KeyboardInterrupt, a NaN) leaves no trace: the weights, the
+optimizer's state, ``n_iter_`` and ``loss_curve_`` stay at the last completed one.
 """
 
 import warnings
@@ -151,7 +154,7 @@ def fit(net, X, y, method="sgd", **options):
                          "iteration" if quasi_newton else "epoch")
     # Divergence is detected from the loss and reported by epoch; NumPy's overflow
     # warnings on the way there (reference engine) would only be noise.
-    with np.errstate(over="ignore", invalid="ignore"), progress:
+    with np.errstate(over="ignore", invalid="ignore"), progress, _best_loss(net):
         if quasi_newton:
             _fit_bfgs(net, objective, method, opts["max_iter"], opts.get("max_fun"),
                       opts["tol"], progress, opts["callback"])
@@ -163,14 +166,52 @@ def fit(net, X, y, method="sgd", **options):
                            rng, order,
                            opts["tol"], opts["n_iter_no_change"], validation,
                            opts.get("restore_best", False), progress, opts["callback"])
-    net.best_loss_ = min(net.loss_curve_, default=None)
     return net
 
 
-def _record(net, loss, step, progress, callback):
-    """Log one epoch/iterate; return True when the callback asks to stop."""
-    net.loss_curve_.append(loss)
-    net.n_iter_ = step
+class _best_loss:
+    """Sets ``best_loss_`` from ``loss_curve_`` however ``fit`` ends (a KeyboardInterrupt too)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.net.best_loss_ = min(self.net.loss_curve_, default=None)
+
+
+class _EpochStart:
+    """What an epoch changes, as it was before it: restored when the epoch does
+    not complete (a KeyboardInterrupt, a NaN), so that the weights, the
+    optimizer's state, the shuffling stream, ``n_iter_`` and the records agree
+    on the last completed epoch. Copies the parameters and the optimizer's
+    state (and the row order when shuffling) once per epoch."""
+
+    def __init__(self, net, optimizer, rng, order, shuffle):
+        self.net, self.optimizer = net, optimizer
+        self.params = net._params.copy()
+        self.state, self.hyper = optimizer.state.copy(), optimizer.hyper.copy()
+        self.rng, self.order = rng, order
+        self.rng_state = rng.bit_generator.state if shuffle else None
+        self.saved_order = order.copy() if shuffle else None
+        self.n_iter = net.n_iter_
+        self.n_losses, self.n_scores = len(net.loss_curve_), len(net.validation_scores_)
+
+    def restore(self):
+        net, optimizer = self.net, self.optimizer
+        net._params[...] = self.params
+        optimizer.state[...], optimizer.hyper[...] = self.state, self.hyper
+        if self.rng_state is not None:
+            self.rng.bit_generator.state = self.rng_state
+            self.order[...] = self.saved_order
+        del net.loss_curve_[self.n_losses:], net.validation_scores_[self.n_scores:]
+        net.n_iter_ = self.n_iter
+
+
+def _report(net, loss, step, progress, callback):
+    """Show one recorded epoch/iterate; return True when the callback asks to stop."""
     progress.update(step, loss)
     return bool(callback(net, step, loss)) if callback is not None else False
 
@@ -185,20 +226,26 @@ def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, 
     best, stale, best_params = None, 0, None
     first = net.n_iter_ + 1
     for epoch in range(first, first + epochs):
-        last_finite = net._params.copy()
-        if shuffle:
-            rng.shuffle(order)
-        loss = objective.epoch(optimizer, order, batch_size)
-        if not np.isfinite(net._params).all():  # the last step can overflow
-            loss = float("nan")
-        if not np.isfinite(loss):
-            net._params[...] = last_finite
-            raise FloatingPointError(
-                f"the loss became {loss} in epoch {epoch}; the weights were reset to "
-                "the end of the previous epoch (try a smaller learning_rate)"
-            )
+        start = _EpochStart(net, optimizer, rng, order, shuffle)
+        try:  # the epoch completes, recorded, or leaves no trace
+            if shuffle:
+                rng.shuffle(order)
+            loss = objective.epoch(optimizer, order, batch_size)
+            if not np.isfinite(net._params).all():  # the last step can overflow
+                loss = float("nan")
+            if not np.isfinite(loss):
+                raise FloatingPointError(
+                    f"the loss became {loss} in epoch {epoch}; the weights were reset to "
+                    "the end of the previous epoch (try a smaller learning_rate)"
+                )
+            if validation is not None:
+                net.validation_scores_.append(net._score(validation.X, validation.y))
+            net.loss_curve_.append(loss)
+            net.n_iter_ = epoch
+        except BaseException:
+            start.restore()
+            raise
         if validation is not None:
-            net.validation_scores_.append(net._score(validation.X, validation.y))
             merit = net.validation_scores_[-1]
         else:
             merit = -loss
@@ -208,7 +255,7 @@ def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, 
                 best_params = net.get_params()
         else:
             stale += 1
-        if _record(net, loss, epoch, progress, callback):
+        if _report(net, loss, epoch, progress, callback):
             break
         if tol is not None and stale >= patience:
             net.converged_ = True
@@ -230,7 +277,8 @@ def _fit_bfgs(net, objective, method, max_iter, max_fun, tol, progress, callback
     L-BFGS-B's ``ftol`` is left at its default, as scikit-learn leaves it."""
     import scipy.optimize  # imported on first use: it doubles the import time of fastbp
 
-    last_finite = net.get_params()
+    # the last accepted iterate: (its number, its parameters, its loss), replaced whole
+    accepted = (0, net.get_params(), None)
 
     def cost_and_grad(p):
         J, grad = objective.cost_and_gradient(p)
@@ -240,13 +288,26 @@ def _fit_bfgs(net, objective, method, max_iter, max_fun, tol, progress, callback
         pass
 
     def on_iterate(intermediate_result):
+        nonlocal accepted
         loss = float(intermediate_result.fun)
-        step = len(net.loss_curve_) + 1
+        step = accepted[0] + 1
         if not np.isfinite(loss):
             raise FloatingPointError(f"the loss became {loss} in iteration {step}")
-        last_finite[...] = intermediate_result.x
-        if _record(net, loss, step, progress, callback):
+        accepted = (step, intermediate_result.x.astype(net.dtype), loss)
+        net.loss_curve_.append(loss)
+        net.n_iter_ = step
+        if _report(net, loss, step, progress, callback):
             raise _Stop
+
+    def keep_accepted():
+        """The last accepted iterate and its records, not a line search's trial point
+        (however far its recording got before an interrupt)."""
+        step, x, loss = accepted
+        net._params[...] = x
+        del net.loss_curve_[step:]
+        if len(net.loss_curve_) < step:
+            net.loss_curve_.append(loss)
+        net.n_iter_ = step
 
     options = {"maxiter": max_iter}
     limits = f"max_iter={max_iter}"
@@ -263,13 +324,13 @@ def _fit_bfgs(net, objective, method, max_iter, max_fun, tol, progress, callback
             callback=on_iterate,
         )
     except _Stop:
-        net._params[...] = last_finite
+        keep_accepted()
         return
-    except FloatingPointError:
-        net._params[...] = last_finite
+    except BaseException:  # FloatingPointError, KeyboardInterrupt
+        keep_accepted()
         raise
     if not np.isfinite(result.fun):
-        net._params[...] = last_finite
+        keep_accepted()
         raise FloatingPointError(f"the loss became {result.fun} after {result.nit} iterations")
     net._params[...] = result.x
     net.optimization_result_ = result

@@ -250,26 +250,30 @@ def gather_rows(X, y, order, start, lo, hi, X_batch, y_batch):
 
 @entry_kernel
 def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state, l2,
-                    per_example, work, grad, X_batch, y_batch):
-    """One epoch of mini-batch steps by update rule ``rule`` (``_optimizers.py``,
-    with its ``hyper`` and ``state``), in place on ``params``.
+                    per_example, work, grad, X_batch, y_batch, loss):
+    """Mini-batch steps by update rule ``rule`` (``_optimizers.py``, with its
+    ``hyper`` and ``state``) over the rows in ``order``, in place on ``params``:
+    a whole epoch, or one slice of it (whole batches; an epoch can then be
+    interrupted between slices).
 
-    Rows are visited in ``order``; each batch is gathered into the flat buffers
-    ``X_batch``/``y_batch`` and stepped on the gradient of the batch's mean cost
-    (``per_example``: divide the data cost by the batch size, for sum-type costs).
+    Rows are visited in ``order``; each batch of ``batch_size`` of them is gathered
+    into the flat buffers ``X_batch``/``y_batch`` and stepped on the gradient of the
+    batch's mean cost (``per_example``: divide the data cost by the batch size, for
+    sum-type costs).
 
-    Returns the epoch's loss in the units of :func:`cost_and_gradient` at
-    ``data_scale=1``, gathered from the batches as they were visited (each at the
-    parameters it stepped from, the L2 term weighted by the batch's rows): no
-    second pass over the data.
+    Returns ``loss`` (the loss of the epoch's earlier slices, 0.0 for the first)
+    plus this slice's share of the epoch's loss, in the units of
+    :func:`cost_and_gradient` at ``data_scale=1`` over all the epoch's ``X.shape[0]``
+    rows, gathered from the batches as they were visited (each at the parameters
+    it stepped from, the L2 term weighted by the batch's rows): no second pass over
+    the data, and slices added up in this order give one call's bits.
     """
-    n = X.shape[0]
+    n = X.shape[0]  # the epoch's rows: what a mean-type loss is weighted by
     n_out = y.shape[1]
-    loss = 0.0
     # plain SGD steps inside the pass's BLAS calls; other rules need the gradient
     step = params.dtype.type(hyper[0] if rule == SGD_RULE else 0.0)
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
+    for start in range(0, order.size, batch_size):
+        m = min(batch_size, order.size - start)
         gather_rows(X, y, order, start, ZERO_OFFSET, m, X_batch, y_batch)
         data_cost, l2_cost = _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out],
                                                 m, work, grad, l2,

@@ -189,8 +189,10 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
     """Every threaded pass, in ``n_blocks`` blocks; one entry point, so that Numba
     compiles the parallel machinery once per dtype (each entry point costs seconds).
 
-    - ``EPOCH``: :func:`._network.minibatch_epoch` (rows visited in ``order``,
-      gathered into ``X_batch``/``y_batch``); returns the epoch's loss.
+    - ``EPOCH``: :func:`._network.minibatch_epoch` (rows visited in ``order``, a
+      whole epoch or a slice of whole batches, gathered into ``X_batch``/``y_batch``);
+      ``data_scale`` is the loss of the epoch's earlier slices (0.0 for the first),
+      returned with this slice's share added, as the serial pass's ``loss``.
     - ``GRADIENT``: :func:`._network.cost_and_gradient` over all rows at
       ``data_scale``, the gradient into ``grad``; returns the cost.
     - ``COST``: the data cost alone (``data_scale`` 1, no L2 term).
@@ -201,14 +203,15 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
     ``rule``, ``hyper``, ``state``, ``X_batch``, ``y_batch`` are not used (any
     arrays of their types). ``partial``: float64 scratch of ``n_blocks``.
     """
-    n = X.shape[0]
+    n = X.shape[0]  # an epoch's rows, whatever part of them ``order`` holds
     gather = mode == EPOCH
+    n_rows = order.size if gather else n
     backward = mode == EPOCH or mode == GRADIENT
     x_all, y_all = X.reshape(X.size), y.reshape(y.size)
     step = params.dtype.type(hyper[0] if gather and rule == SGD_RULE else 0.0)
-    loss = 0.0
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
+    loss = data_scale if gather else 0.0
+    for start in range(0, n_rows, batch_size):
+        m = min(batch_size, n_rows - start)
         row_blocks = min(n_blocks, m)
         if gather:
             x, yb, scale = X_batch, y_batch, 1.0 / m if per_example else 1.0
