@@ -34,6 +34,7 @@ gradient's norm in float64).
 """
 
 import importlib
+import os
 import threading
 
 import numba
@@ -71,6 +72,32 @@ BLOCKS_PER_THREAD = 2
 #: 100 000 rows 39 against 59 ms (float32), 32-64-64-1 over 100 000 rows 103
 #: against 123 ms (float64).
 ONE_BLOCK_ROWS = 64
+
+#: Spins of a waiting OpenMP thread (at a barrier, between parallel regions)
+#: before it sleeps: libgomp's ``GOMP_SPINCOUNT``, 300 000 by default. A
+#: threaded pass meets its threads twice per batch; with the default spin a
+#: thread descheduled by other work beside it stalls every batch while its
+#: partner spins away their shared core. Bounded, a waiting thread soon yields
+#: the core and the idle speed is kept (``asv_benchmarks/tools/load.py``).
+WAIT_SPINS = "10000"
+
+
+def _bounded_waits():
+    """Load Numba's threading layer with :data:`WAIT_SPINS`, unless the user
+    set OpenMP's waiting (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``). libgomp
+    reads the setting once, when it is loaded; the variable is removed again so
+    that child processes and other libraries do not inherit it. Without effect
+    where libgomp was loaded before fastbp."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    os.environ["GOMP_SPINCOUNT"] = WAIT_SPINS
+    try:
+        numba.get_num_threads()  # launches the threading layer: libgomp loads now
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
+
+
+_bounded_waits()
 
 _team = threading.Lock()  # one parallel pass at a time
 _blas_lock = threading.Lock()

@@ -222,3 +222,39 @@ def test_blocks_per_thread_two_for_batches_one_for_large_passes():
     assert threads.pass_blocks(2, 2 * one_block) == 2
     assert threads.pass_blocks(4, 4 * one_block) == 4
     assert threads.pass_blocks(4, 4 * one_block - 1) == 4 * two
+
+
+def test_openmp_threads_wait_boundedly_unless_the_user_chose():
+    """Threads waiting at a pass's barriers spin ``WAIT_SPINS`` times, then sleep,
+    so work beside the process does not stall every batch; a user's own
+    ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins; the variable is not left in
+    the environment."""
+    import subprocess
+    import sys
+
+    script = (
+        "import ctypes, os, sys, fastbp, numba, numpy\n"
+        "fastbp.Network([64, 64, 10]).predict(numpy.zeros((512, 64)))\n"
+        "gomp = ctypes.CDLL('libgomp.so.1')\n"
+        "try:\n"
+        "    layer = numba.threading_layer()\n"
+        "except ValueError:\n"
+        "    layer = None\n"
+        "if layer != 'omp' or not hasattr(gomp, 'omp_display_env'):\n"
+        "    sys.exit(3)\n"
+        "print('GOMP_SPINCOUNT' in os.environ, flush=True)\n"
+        "gomp.omp_display_env(1)\n"
+    )
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    ours = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True)
+    if ours.returncode == 3:
+        pytest.skip("Numba's threading layer is not OpenMP here")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.split() == ["False"]
+    assert f"GOMP_SPINCOUNT = '{threads.WAIT_SPINS}'" in ours.stderr
+    theirs = subprocess.run([sys.executable, "-c", script],
+                            env={**env, "GOMP_SPINCOUNT": "1234"},
+                            capture_output=True, text=True)
+    assert "GOMP_SPINCOUNT = '1234'" in theirs.stderr, theirs.stderr
