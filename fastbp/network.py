@@ -340,7 +340,10 @@ class Network:
         line per epoch; ``callback(net, epoch, loss)`` returning True stops.
 
         A NaN or infinite loss raises ``FloatingPointError`` naming the epoch and
-        restores the weights of the last finite epoch. Targets outside the range
+        restores the weights of the last finite epoch. A ``KeyboardInterrupt`` (Ctrl-C
+        stops an epoch within a slice of its batches, about 10 ms) is raised again
+        with the weights, the optimizer's state, ``n_iter_`` and ``loss_curve_`` of
+        the last completed epoch, or of the last accepted BFGS iterate. Targets outside the range
         of the output activation (sigmoid [0, 1], tanh [-1, 1], relu >= 0) are
         refused with a ``ValueError``.
 
