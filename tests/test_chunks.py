@@ -4,6 +4,7 @@ from run to run, and scratch memory that does not grow with the rows."""
 
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 from conftest import DTYPES, TOLERANCES, assert_close, random_targets
@@ -135,8 +136,12 @@ def test_scratch_of_a_full_batch_pass_does_not_grow_with_the_rows(mode, monkeypa
     # one chunk's workspace and two gradients, at either size; all rows' scratch would
     # be 2048 x per_row bytes and then four times that
     bound = 256 * per_row + 2 * net._params.nbytes + 16384
-    assert peaks[2048] <= bound and peaks[8192] <= bound, (peaks, bound)
+    if not numba.config.DISABLE_JIT:  # kernels run as plain Python make temporaries per chunk
+        assert peaks[2048] <= bound and peaks[8192] <= bound, (peaks, bound)
     assert peaks[8192] - peaks[2048] <= 4096, peaks
     # the public call adds the returned gradient only
     net = network()
-    assert _traced_peak(lambda: net.cost_and_gradients(X, y)) <= bound, bound
+    public = _traced_peak(lambda: net.cost_and_gradients(X, y))
+    assert public <= peaks[8192] + net._params.nbytes + 4096, (public, peaks)
+    if not numba.config.DISABLE_JIT:
+        assert public <= bound, (public, bound)
