@@ -10,6 +10,7 @@ This is the only fastbp module that imports scikit-learn.
 import numbers
 import threading
 import warnings
+from contextlib import nullcontext
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
@@ -21,7 +22,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import reference
+from . import reference, threads
 from .kernels import _validation as v
 from .network import Network
 from .training import ConvergenceWarning as FastbpConvergenceWarning
@@ -412,10 +413,16 @@ class _BaseMLP(BaseEstimator):
         dtype = self.coefs_[-1].dtype  # the fitted one, whatever `dtype` says now
         X = validate_data(self, X, dtype=dtype, reset=False)
         out = np.empty((X.shape[0], self.n_outputs_), dtype)
-        for start in range(0, X.shape[0], PREDICT_ROWS):
-            rows = slice(start, start + PREDICT_ROWS)
-            out[rows] = reference.forward(self.coefs_, self.intercepts_, X[rows],
-                                          self._activations)
+        # BLAS's threads (OpenBLAS's) spin for about 0.1 s after each product they
+        # share, taking a core from a threaded fit that follows (GridSearchCV scores,
+        # then fits): a prediction that costs less than that holds BLAS to this thread
+        work = X.shape[0] * sum(W.size for W in self.coefs_)
+        single = X.shape[0] <= PREDICT_ROWS and work >= threads.PARALLEL_MIN_WORK
+        with threads.large_pass(False) if single else nullcontext():
+            for start in range(0, X.shape[0], PREDICT_ROWS):
+                rows = slice(start, start + PREDICT_ROWS)
+                out[rows] = reference.forward(self.coefs_, self.intercepts_, X[rows],
+                                              self._activations)
         return out
 
     def _check_solver(self):

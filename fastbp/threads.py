@@ -99,11 +99,93 @@ def _bounded_waits():
 
 _bounded_waits()
 
+
+def _cpu_quota(root="/sys/fs/cgroup"):
+    """Whole CPUs the process's cgroup lets it use (cgroup v2 ``cpu.max``, v1
+    ``cpu/cpu.cfs_quota_us`` over ``cpu.cfs_period_us``), at least 1; None
+    without a quota. Containers often see every CPU of the host but get a share
+    of them: threads beyond the share only wait for each other at every barrier."""
+    def read(name):
+        with open(os.path.join(root, name)) as f:
+            return f.read().split()
+
+    for quota_period in (lambda: read("cpu.max")[:2],
+                         lambda: read("cpu/cpu.cfs_quota_us") + read("cpu/cpu.cfs_period_us")):
+        try:
+            quota, period = quota_period()
+        except (OSError, ValueError):
+            continue
+        try:
+            return max(1, int(quota) // int(period)) if int(quota) > 0 else None
+        except (ValueError, ZeroDivisionError):  # "max": no quota
+            return None
+    return None
+
+
+def _thread_cap():
+    """The most threads a pass uses unless the user chose Numba's count: the
+    cgroup quota where it is below it. Numba's default already counts only the
+    CPUs the process may run on (``os.sched_getaffinity``)."""
+    if "NUMBA_NUM_THREADS" in os.environ:
+        return None
+    quota = _cpu_quota()
+    return quota if quota is not None and quota < numba.config.NUMBA_NUM_THREADS else None
+
+
+#: See :func:`_thread_cap`; None: no cap.
+THREAD_CAP = _thread_cap()
+
+
+def _numba_controller():
+    """A threadpoolctl controller of Numba's thread count, matched to the
+    threading layer's loaded library, so that ``threadpool_limits`` (and what
+    uses it: scikit-learn, joblib) limits fastbp's passes as it limits BLAS and
+    OpenMP. Like Numba's own setting it applies to the calling thread."""
+    from threadpoolctl import LibController
+
+    layer = numba.threading_layer()
+    pool = {"omp": "omppool", "tbb": "tbbpool"}.get(layer, "workqueue")
+
+    class NumbaController(LibController):
+        user_api = "numba"
+        internal_api = "numba"
+        filename_prefixes = (pool,)
+        check_symbols = (f"PyInit_{pool}",)
+
+        def get_num_threads(self):
+            return numba.get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            numba.set_num_threads(max(1, min(int(num_threads),
+                                             numba.config.NUMBA_NUM_THREADS)))
+
+        def get_version(self):
+            return numba.__version__
+
+        def set_additional_attributes(self):
+            self.threading_layer = layer
+
+    return NumbaController
+
+
+def _register_with_threadpoolctl():
+    try:
+        import threadpoolctl
+
+        numba.get_num_threads()  # the layer is launched before it is named
+        threadpoolctl.register(_numba_controller())
+    except (ImportError, AttributeError, ValueError):  # threadpoolctl without register
+        pass
+
+
+_register_with_threadpoolctl()
+
 _team = threading.Lock()  # one parallel pass at a time
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter = None
 _controller = None
+_clear_controlling_thread = None
 _layer_ok = None
 
 
@@ -123,7 +205,7 @@ def pass_threads(n_rows):
     """Threads a large pass over ``n_rows`` rows uses now: Numba's count for the
     calling thread, at most one per :data:`MIN_ROWS_PER_THREAD` rows; 1 without
     a fast threading layer."""
-    n = min(numba.get_num_threads(), n_rows // MIN_ROWS_PER_THREAD)
+    n = min(numba.get_num_threads(), n_rows // MIN_ROWS_PER_THREAD, THREAD_CAP or n_rows)
     return n if n > 1 and _fast_layer() else 1
 
 
@@ -169,9 +251,10 @@ def _blas_single_enter():
         if _blas_users == 0:
             if _controller is None:
                 _controller = _kernels_blas()
-            _any_thread_may_set_limits()
-            _blas_limiter = _controller.limit(limits=1)
-            _any_thread_may_set_limits()
+            if any(c.get_num_threads() != 1 for c in _controller.lib_controllers):
+                _any_thread_may_set_limits()
+                _blas_limiter = _controller.limit(limits=1)
+                _any_thread_may_set_limits()
         _blas_users += 1
 
 
@@ -181,11 +264,13 @@ def _any_thread_may_set_limits():
     released: a pass entered on one thread and left on another (or
     after a user's own ``threadpool_limits`` elsewhere) would leave NumPy's BLAS
     at one thread. Released around each change of ours."""
-    from threadpoolctl import OpenBLASController
+    global _clear_controlling_thread
+    if _clear_controlling_thread is None:
+        from threadpoolctl import OpenBLASController
 
-    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
-    if clear is not None:
-        clear(force=True)
+        _clear_controlling_thread = getattr(OpenBLASController, "clear_controlling_thread",
+                                            lambda force: None)
+    _clear_controlling_thread(force=True)
 
 
 def _kernels_blas():
@@ -219,7 +304,7 @@ def _blas_single_exit():
     global _blas_users, _blas_limiter
     with _blas_lock:
         _blas_users -= 1
-        if _blas_users == 0:
+        if _blas_users == 0 and _blas_limiter is not None:
             _any_thread_may_set_limits()
             _blas_limiter.restore_original_limits()
             _any_thread_may_set_limits()

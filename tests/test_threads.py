@@ -5,6 +5,7 @@ thread while they run, and which passes use threads."""
 import os
 import threading
 
+import numba
 import numpy as np
 import pytest
 from conftest import DTYPES, NETWORK_KINDS, TOLERANCES, assert_close, random_targets
@@ -258,3 +259,119 @@ def test_openmp_threads_wait_boundedly_unless_the_user_chose():
                             env={**env, "GOMP_SPINCOUNT": "1234"},
                             capture_output=True, text=True)
     assert "GOMP_SPINCOUNT = '1234'" in theirs.stderr, theirs.stderr
+
+
+def _count_threaded_passes(monkeypatch):
+    calls = [0]
+    original = _parallel.run
+
+    def counted(*args):
+        calls[0] += 1
+        return original(*args)
+
+    monkeypatch.setattr(_parallel, "run", counted)
+    return calls
+
+
+@pytest.mark.skipif(not threads._fast_layer() or numba.config.NUMBA_NUM_THREADS < 2,
+                    reason="one thread here")
+def test_threadpool_limits_limit_fastbps_passes(monkeypatch):
+    """``threadpool_limits`` reaches Numba's count (the calling thread's, as
+    Numba's own setting), listed in ``threadpool_info`` beside BLAS and OpenMP."""
+    from threadpoolctl import threadpool_limits
+
+    pools = [i for i in threadpool_info() if i["user_api"] == "numba"]
+    assert len(pools) == 1, pools
+    assert pools[0]["num_threads"] == numba.get_num_threads()
+    before = numba.get_num_threads()
+    calls = _count_threaded_passes(monkeypatch)
+    X, y = np.zeros((512, 64)), np.zeros((512, 10))
+    net = fastbp.Network([64, 64, 10], seed=0)
+    net.cost_and_gradients(X, y)
+    assert calls[0] > 0 and threads.pass_threads(512) == min(before, 64)
+    calls[0] = 0
+    for limits in (1, {"numba": 1}):
+        with threadpool_limits(limits):
+            assert numba.get_num_threads() == 1
+            net.cost_and_gradients(X, y)
+            net.predict(X)
+        assert calls[0] == 0
+        assert numba.get_num_threads() == before
+    with threadpool_limits(10 * before):  # more than the process has: its most
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    assert numba.get_num_threads() == before
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="one thread here")
+def test_joblib_inner_max_num_threads_limits_fastbps_passes():
+    from joblib import Parallel, delayed, parallel_config
+
+    def threads_of_a_large_pass():
+        from fastbp import threads
+
+        return threads.pass_threads(10**6)
+
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        seen = Parallel(n_jobs=2)(delayed(threads_of_a_large_pass)() for _ in range(2))
+    assert seen == [1, 1]
+
+
+@pytest.mark.parametrize("files, quota", [
+    ({"cpu.max": "150000 100000\n"}, 1),
+    ({"cpu.max": "400000 100000\n"}, 4),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu.max": "50000 100000\n"}, 1),  # a share of one CPU: one thread
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_cgroup_cpu_quota(tmp_path, files, quota):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert threads._cpu_quota(str(tmp_path)) == quota
+
+
+def test_a_cpu_quota_caps_the_threads_of_a_pass(monkeypatch):
+    monkeypatch.setattr(threads.numba, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(threads, "THREAD_CAP", 2)
+    if threads._fast_layer():
+        assert threads.pass_threads(10**6) == 2
+        monkeypatch.setattr(threads, "THREAD_CAP", None)
+        assert threads.pass_threads(10**6) == 4
+    monkeypatch.setattr(threads, "THREAD_CAP", 1)
+    assert threads.pass_threads(10**6) == 1
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="BLAS of the kernels")
+def test_an_estimators_short_prediction_holds_blas_to_its_thread(monkeypatch):
+    """A prediction that costs less than BLAS's threads would then spin beside the
+    next fit runs its products on the calling thread; a one-row prediction pays
+    nothing for it, and a long one keeps BLAS's threads."""
+    from fastbp import sklearn as estimators
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((600, 64)), rng.integers(0, 10, 600)
+    model = estimators.MLPClassifier(hidden_layer_sizes=(64,), max_iter=2, random_state=0)
+    with pytest.warns(Warning):  # two iterations: not converged
+        model.fit(X, y)
+    before = _blas_threads()
+    ours = {lib["filepath"] for lib in threads._kernels_blas().info()}
+    if all(before[p] == 1 for p in ours):
+        pytest.skip("BLAS runs one thread here")
+    seen = []
+    original = estimators.reference.forward
+
+    def forward(*args):
+        seen.append({p: _blas_threads()[p] for p in ours})
+        return original(*args)
+
+    monkeypatch.setattr(estimators.reference, "forward", forward)
+    model.predict(X)  # 600 x 4736 multiply-adds
+    assert seen and all(set(s.values()) == {1} for s in seen), seen
+    seen.clear()
+    model.predict(X[:1])
+    many = np.repeat(X, estimators.PREDICT_ROWS // 600 + 1, axis=0)
+    model.predict(many)
+    assert seen and all(s == {p: before[p] for p in ours} for s in seen), seen
+    assert _blas_threads() == before

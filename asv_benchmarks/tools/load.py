@@ -4,8 +4,8 @@ around ``fastbp.sklearn``.
 
 **Threads** (the default part): each workload runs in a fresh process, where
 fastbp's default (Numba's count, every core the process may use; BLAS
-unlimited) and one thread (``numba.set_num_threads(1)`` and
-``threadpool_limits(1)``) take turns sample by sample, first on the idle
+unlimited) and one thread (``threadpool_limits(1)``, which limits Numba's
+threads as it limits BLAS's; CPU/wall shows it) take turns sample by sample, first on the idle
 machine, then while ``--competitors`` processes (a Python spin loop each, pinned
 one per CPU, round robin, to the CPUs this process may use) run beside it; the
 script starts and stops them itself. Prints medians and the ratios:
@@ -16,7 +16,9 @@ script starts and stops them itself. Prints medians and the ratios:
 max_iter=40)``, four alphas x three folds, each ``n_jobs`` in a fresh process
 (import and first calls included in the time, as a user's script pays them),
 fastbp against scikit-learn; also fastbp's ``mean_fit_time`` inside
-``n_jobs=1`` against the same fit run alone.
+``n_jobs=1`` against the same fit run alone, and ``warm``: the same search run
+again in that process (joblib's workers started, imported and their first calls
+made, as in a notebook's second search).
 
     python asv_benchmarks/tools/load.py                  # W2 b32, b128, W4 b16, predict
     python asv_benchmarks/tools/load.py --only W2 --competitors 4
@@ -76,8 +78,8 @@ def _turns(calls, repeat):
     samples = [[] for _ in calls]
     for _ in range(repeat):
         for (call, n_threads), out in zip(calls, samples):
-            numba.set_num_threads(n_threads or numba.config.NUMBA_NUM_THREADS)
-            with threadpool_limits(n_threads) if n_threads else _nothing():
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            with threadpool_limits(n_threads) if n_threads else _nothing():  # Numba's too
                 wall, cpu = time.perf_counter(), time.process_time()
                 call()
                 wall = time.perf_counter() - wall
@@ -129,18 +131,21 @@ with warnings.catch_warnings():
     search.fit(X, y)
     total = time.perf_counter() - start
     fit_mean = float(np.mean(search.cv_results_["mean_fit_time"]))
+    t = time.perf_counter()
+    search.fit(X, y)  # again: joblib's workers are started, imported and warm now
+    warm = time.perf_counter() - t
     times = []
     for _ in range(5):
         t = time.perf_counter()
         MLPClassifier(hidden_layer_sizes=(64,), max_iter=40, random_state=0).fit(X[:1198], y[:1198])
         times.append(time.perf_counter() - t)
-print(total, fit_mean, sorted(times)[2])
+print(total, fit_mean, sorted(times)[2], warm)
 """
 
 
 def grid(repeat):
     print(f"{'GridSearchCV on digits':28} {'n_jobs':>6} {'seconds':>9} {'mean_fit':>9} "
-          f"{'lone fit':>9}")
+          f"{'lone fit':>9} {'warm':>9}")
     totals = {}
     for module in ("fastbp.sklearn", "sklearn.neural_network"):
         for n_jobs in (1, 2):
@@ -150,12 +155,15 @@ def grid(repeat):
                                                                         n_jobs=n_jobs)],
                                      capture_output=True, text=True, check=True)
                 runs.append([float(v) for v in out.stdout.split()])
-            total, fit_mean, lone = (statistics.median(r[i] for r in runs) for i in range(3))
-            totals[module, n_jobs] = total
+            total, fit_mean, lone, warm = (statistics.median(r[i] for r in runs)
+                                           for i in range(4))
+            totals[module, n_jobs] = total, warm
             print(f"{module:28} {n_jobs:>6} {total:>8.2f}s {fit_mean * 1e3:>7.0f}ms "
-                  f"{lone * 1e3:>7.0f}ms")
+                  f"{lone * 1e3:>7.0f}ms {warm:>8.2f}s")
     for module in ("fastbp.sklearn", "sklearn.neural_network"):
-        print(f"{module}: n_jobs=2 {totals[module, 1] / totals[module, 2]:.2f}x faster than 1")
+        (first1, warm1), (first2, warm2) = totals[module, 1], totals[module, 2]
+        print(f"{module}: n_jobs=2 against 1: {first1 / first2:.2f}x faster in a fresh process, "
+              f"{warm1 / warm2:.2f}x faster warm")
 
 
 def _cpu_name():
