@@ -317,11 +317,11 @@ class Network:
           (``shuffle=True``) by a ``numpy.random.Generator`` seeded with ``seed``,
           for ``epochs=10``; each step is ``-learning_rate`` (0.1) times the
           gradient of the batch's mean cost, with classical ``momentum`` (0.0)
-          when it is positive.
+          when it is positive, or Nesterov's with ``nesterov=True``.
         - ``"adam"``: the same batches, stepped by Adam as ``torch.optim.Adam``
           does it, ``learning_rate=1e-3``, ``betas=(0.9, 0.999)``, ``eps=1e-8``.
         - ``"gd"``: full-batch gradient descent, ``epochs`` steps, with
-          ``learning_rate`` and ``momentum``.
+          ``learning_rate``, ``momentum`` and ``nesterov``.
         - ``"bfgs"``, ``"lbfgs"``: scipy's ``BFGS`` and ``L-BFGS-B``, at most
           ``max_iter=200`` iterations; ``tol`` is scipy's ``gtol`` (stop once no
           gradient component exceeds it; None keeps scipy's 1e-5), as in

@@ -50,17 +50,25 @@ class Optimizer:
 
 class SGD(Optimizer):
     """``p -= learning_rate * g``, or with ``momentum > 0`` classical momentum:
-    ``v = momentum v - learning_rate g``, ``p += v``."""
+    ``v = momentum v - learning_rate g``, ``p += v``; with ``nesterov=True``
+    Nesterov's (scikit-learn's form): the same ``v``, then
+    ``p += momentum v - learning_rate g``."""
 
-    defaults = {"learning_rate": 0.1, "momentum": 0.0}
+    defaults = {"learning_rate": 0.1, "momentum": 0.0, "nesterov": False}
     n_state = 1
 
-    def __init__(self, learning_rate=0.1, momentum=0.0):
+    def __init__(self, learning_rate=0.1, momentum=0.0, nesterov=False):
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False; got {nesterov!r}")
         super().__init__(
             learning_rate=v.real_number(learning_rate, "learning_rate", low=0.0, low_open=True),
             momentum=v.real_number(momentum, "momentum", low=0.0, high=1.0, high_open=True),
+            nesterov=bool(nesterov),
         )
-        self.rule_name = "sgd" if self.options["momentum"] == 0.0 else "momentum"
+        if self.options["momentum"] == 0.0:
+            self.rule_name = "sgd"  # either momentum rule with mu = 0
+        else:
+            self.rule_name = "nesterov" if self.options["nesterov"] else "momentum"
 
     def _hyperparameters(self):
         return [self.options["learning_rate"], self.options["momentum"]]
@@ -68,13 +76,16 @@ class SGD(Optimizer):
     def step(self, params, grad):
         lr, mu = (params.dtype.type(x) for x in self.hyper[:2])
         grad *= lr  # in place: the buffer is rewritten by the next batch
-        if self.rule_name == "momentum":
-            velocity = self.state[0]
-            velocity *= mu
-            velocity -= grad
-            params += velocity
-        else:
+        if self.rule_name == "sgd":
             params -= grad
+            return
+        velocity = self.state[0]
+        velocity *= mu
+        velocity -= grad
+        if self.rule_name == "nesterov":
+            params += mu * velocity - grad
+        else:
+            params += velocity
 
 
 class Adam(Optimizer):

@@ -34,6 +34,12 @@ ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "identity"
 #: fastbp's output activations -> scikit-learn's ``out_activation_`` names
 OUT_ACTIVATIONS = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
 SOLVERS = ("sgd", "adam", "lbfgs")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
+#: MLPRegressor's losses offered (scikit-learn's "poisson" is not yet)
+REGRESSION_LOSSES = ("squared_error",)
+#: sgd with ``learning_rate="adaptive"`` stops once its step is at most this
+#: (scikit-learn's ``SGDOptimizer.trigger_stopping``)
+ADAPTIVE_MIN_STEP = 1e-6
 #: rows per block of a prediction: bounds the memory of the hidden activations
 PREDICT_ROWS = 4096
 
@@ -54,10 +60,17 @@ _COMMON_DOC = """
     batch_size : int or "auto", default="auto"
         ``"auto"`` is ``min(200, n_samples)``; larger values are clipped, with a
         warning. Not used by lbfgs.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        sgd's step schedule, as scikit-learn's: ``"invscaling"`` sets the step
+        to ``learning_rate_init / (t_ + 1) ** power_t`` after each epoch;
+        ``"adaptive"`` keeps it until the stopping rule (see ``tol``) fires,
+        then divides it by 5 instead of stopping, and stops once it is at most
+        1e-6. A fresh ``fit`` (also with ``warm_start``) starts again from
+        ``learning_rate_init``; ``partial_fit`` carries the step on.
     learning_rate_init : float, default=1e-3
-        The constant step size of sgd and adam (there are no schedules:
-        scikit-learn's ``learning_rate="invscaling"``/``"adaptive"`` and
-        ``power_t`` are not offered).
+        The initial step size of sgd and the step size of adam.
+    power_t : float, default=0.5
+        The exponent of ``"invscaling"``.
     max_iter : int, default=200
         Epochs for sgd and adam, iterations for lbfgs.
     shuffle : bool, default=True
@@ -74,9 +87,14 @@ _COMMON_DOC = """
         the L2 term) exceeds ``tol``: scipy's ``gtol``, as scikit-learn passes it.
     verbose : bool, default=False
         Print the loss (and validation score) after each epoch or iteration.
+    warm_start : bool, default=False
+        ``fit`` starts from the weights of the previous fit (of the same classes)
+        and carries on ``n_iter_``, ``t_``, ``loss_curve_`` and the stopping
+        rule's records; the optimizer starts afresh, as in scikit-learn.
     momentum : float, default=0.9
-        Classical momentum for sgd, in [0, 1). Nesterov's momentum (scikit-learn's
-        default ``nesterovs_momentum=True``) is not offered.
+        sgd's momentum, in [0, 1).
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum (scikit-learn's form) rather than the classical one.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows (stratified for a single
         label column, as scikit-learn does), stop on the validation score
@@ -94,7 +112,7 @@ _COMMON_DOC = """
     dtype : numpy.float64 or numpy.float32, default=numpy.float64
         The dtype of the network: inputs are cast to it, weights are kept in it.
 
-    Not offered: ``warm_start``, ``sample_weight``, sparse input.
+    Not offered: ``sample_weight``, sparse input, ``MLPRegressor(loss="poisson")``.
     ``fit`` or ``partial_fit`` while another thread fits the same estimator raises
     a ``RuntimeError``; predicting from several threads at once is safe.
     A KeyboardInterrupt during sgd or adam ends the fit with the weights and
@@ -122,7 +140,13 @@ _COMMON_ATTRIBUTES = """
         The validation score after each epoch with early stopping, else None.
     best_validation_score_ : float or None
     n_iter_ : int
-        Epochs (sgd, adam; summed over ``partial_fit`` calls) or lbfgs iterations.
+        Epochs of the last ``fit`` or ``partial_fit`` call (1 after each
+        ``partial_fit``: scikit-learn's count) for sgd and adam, or lbfgs
+        iterations. ``loss_curve_`` and ``t_`` go on over ``partial_fit`` calls
+        and warm starts.
+    t_ : int
+        Training rows seen by sgd and adam (rows times epochs): what
+        ``"invscaling"`` counts; 0 for lbfgs.
     n_layers_ : int
         Layers including the input and the output layer.
     n_outputs_ : int
@@ -146,22 +170,28 @@ class _BaseMLP(BaseEstimator):
     _loss_scale = 1.0
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate_init=0.001, max_iter=200,
-                 shuffle=True, random_state=None, tol=1e-4, verbose=False, momentum=0.9,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=np.float64):
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=np.float64):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
         self.verbose = verbose
+        self.warm_start = warm_start
         self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.beta_1 = beta_1
@@ -192,6 +222,7 @@ class _BaseMLP(BaseEstimator):
         self._hidden_sizes()
         _param(v.choice, self.activation, "activation", ACTIVATIONS)
         _param(v.choice, self.solver, "solver", SOLVERS)
+        _param(v.choice, self.learning_rate, "learning_rate", LEARNING_RATES)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             _param(v.positive_int, self.batch_size, "batch_size")
         _param(v.positive_int, self.max_iter, "max_iter")
@@ -200,12 +231,13 @@ class _BaseMLP(BaseEstimator):
             _param(v.positive_int, self.n_iter_no_change, "n_iter_no_change")
         for name, low, high, low_open in (
                 ("alpha", 0.0, None, False), ("learning_rate_init", 0.0, None, True),
+                ("power_t", 0.0, None, False),
                 ("tol", 0.0, None, False), ("momentum", 0.0, 1.0, False),
                 ("validation_fraction", 0.0, 1.0, False), ("beta_1", 0.0, 1.0, False),
                 ("beta_2", 0.0, 1.0, False), ("epsilon", 0.0, None, True)):
             _param(v.real_number, getattr(self, name), name, low=low, high=high,
                    low_open=low_open, high_open=high is not None)
-        for name in ("shuffle", "early_stopping"):
+        for name in ("shuffle", "early_stopping", "warm_start", "nesterovs_momentum"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         _param(v.float_dtype, self.dtype)
@@ -227,7 +259,7 @@ class _BaseMLP(BaseEstimator):
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
-        first = not incremental or not hasattr(self, "_net")
+        first = not hasattr(self, "_net") or not (incremental or self.warm_start)
         X, Y = self._validate_input(X, y, incremental, reset=first)
         rs = check_random_state(self.random_state)
         if first:
@@ -241,7 +273,7 @@ class _BaseMLP(BaseEstimator):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(X, Y)
             else:
-                self._fit_stochastic(X, Y, rs, incremental, resume=not first)
+                self._fit_stochastic(X, Y, rs, incremental, resume=incremental and not first)
         except KeyboardInterrupt:  # lbfgs: the last accepted iterate's weights
             self._keep_weights()
             raise
@@ -257,11 +289,15 @@ class _BaseMLP(BaseEstimator):
         self.coefs_ = [W.copy() for W in net.weights]
         self.intercepts_ = [b.copy() for b in net.biases]
 
-    def _keep_curve(self):
-        """``loss_curve_``, ``n_iter_`` and ``loss_`` from the network's records."""
+    def _keep_curve(self, epochs_before=0):
+        """``loss_curve_``, ``n_iter_`` and ``loss_`` from the network's records:
+        the curve after that of the fits before a warm start, ``n_iter_`` this
+        call's epochs (the network's past ``epochs_before``), as scikit-learn
+        counts them."""
         net = self._net
-        self.loss_curve_ = [loss / self._loss_scale for loss in net.loss_curve_]
-        self.n_iter_ = net.n_iter_
+        curve, _ = self._prior_records
+        self.loss_curve_ = curve + [loss / self._loss_scale for loss in net.loss_curve_]
+        self.n_iter_ = net.n_iter_ - epochs_before
         if self.loss_curve_:
             self.loss_ = self.loss_curve_[-1]
 
@@ -283,8 +319,9 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(sizes)
         self.out_activation_ = OUT_ACTIVATIONS[out]
-        self.n_iter_ = 0
+        self.n_iter_ = self.t_ = 0
         self.loss_curve_ = []
+        self._prior_records = ([], [])
         self._no_improvement_count = 0
         stopping_on_score = self.early_stopping and self.solver != "lbfgs"
         self.best_loss_ = None if stopping_on_score else np.inf
@@ -293,6 +330,9 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_stochastic(self, X, Y, rs, incremental, resume):
         net, scale = self._net, self._loss_scale
+        if not resume:  # the network starts its records again: ours go on
+            self._prior_records = (list(self.loss_curve_), list(self.validation_scores_ or []))
+        epochs_before = net.n_iter_ if resume else 0
         validation = None
         if self.early_stopping:
             # the split scikit-learn makes: stratified for one label column only
@@ -312,10 +352,12 @@ class _BaseMLP(BaseEstimator):
                               "going to be clipped", stacklevel=4)
             batch_size = min(int(self.batch_size), n)
         net.l2 = scale * self.alpha / batch_size
+        schedule = self.learning_rate if self.solver == "sgd" else "constant"
         if self.solver == "sgd":
             # fastbp's gradient is `scale` times scikit-learn's: shrink the step to match
             options = dict(learning_rate=self.learning_rate_init / scale,
-                           momentum=float(self.momentum))
+                           momentum=float(self.momentum),
+                           nesterov=bool(self.nesterovs_momentum))
         else:  # Adam's step does not scale with the gradient; its epsilon does
             options = dict(learning_rate=self.learning_rate_init,
                            betas=(float(self.beta_1), float(self.beta_2)),
@@ -330,9 +372,11 @@ class _BaseMLP(BaseEstimator):
         stopped = []
 
         def callback(net, epoch, loss):
-            # scikit-learn's _update_no_improvement_count, then its stopping test
+            # scikit-learn's epoch end: _update_no_improvement_count, the optimizer's
+            # iteration_ends (the schedule), then its stopping test
             loss /= scale
-            self._report(epoch, loss)
+            self._report(epoch - epochs_before, loss)
+            self.t_ += n
             if validation is not None:
                 score = net.validation_scores_[-1]
                 if self.verbose:
@@ -345,9 +389,18 @@ class _BaseMLP(BaseEstimator):
                 better = not loss > self.best_loss_ - self.tol
                 self.best_loss_ = min(self.best_loss_, loss)
             self._no_improvement_count = 0 if better else self._no_improvement_count + 1
-            if not incremental and self._no_improvement_count > self.n_iter_no_change:
-                stopped.append(epoch)
-                return True
+            hyper = net.optimizer_.hyper  # [0]: the step the next epoch takes
+            if schedule == "invscaling":
+                hyper[0] = self.learning_rate_init / (self.t_ + 1) ** self.power_t / scale
+            if self._no_improvement_count > self.n_iter_no_change:
+                if schedule == "adaptive" and hyper[0] * scale > ADAPTIVE_MIN_STEP:
+                    hyper[0] /= 5.0
+                    self._no_improvement_count = 0
+                    if self.verbose:
+                        print(f"Setting learning rate to {hyper[0] * scale:f}", flush=True)
+                elif not incremental:
+                    stopped.append(epoch)
+                    return True
             return False
 
         interrupted = False
@@ -358,9 +411,9 @@ class _BaseMLP(BaseEstimator):
         except KeyboardInterrupt:  # the net is at its last completed epoch
             warnings.warn("Training interrupted by user.", stacklevel=4)  # scikit-learn's
             interrupted = True
-        self._keep_curve()
+        self._keep_curve(epochs_before)
         if validation is not None:
-            self.validation_scores_ = list(net.validation_scores_)
+            self.validation_scores_ = self._prior_records[1] + list(net.validation_scores_)
             net.set_params(best_params)  # the weights of the best epoch, as sklearn keeps
         if not incremental and not stopped and not interrupted:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
@@ -369,6 +422,7 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, X, Y):
         net, scale = self._net, self._loss_scale
+        self._prior_records = ([], [])  # scikit-learn records no lbfgs curve
         net.l2 = scale * self.alpha / X.shape[0]
 
         def callback(net, iteration, loss):
@@ -445,6 +499,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _loss = "cross_entropy"
 
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=np.float64):
+        super().__init__(**_arguments(locals()))
+
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
 
@@ -454,9 +517,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        if not incremental or not hasattr(self, "classes_"):
+        if not hasattr(self, "classes_") or (reset and not incremental):
             self._label_binarizer = LabelBinarizer().fit(y)
             self.classes_ = self._label_binarizer.classes_
+        elif not incremental:  # a warm start
+            if set(unique_labels(y)) != set(self.classes_):
+                raise ValueError("warm_start can only be used where `y` has the same classes "
+                                 f"as in the previous call to fit. Previously got "
+                                 f"{self.classes_}, `y` has {unique_labels(y)}")
         else:
             unknown = np.setdiff1d(unique_labels(y), self.classes_, assume_unique=True)
             if len(unknown):
@@ -533,10 +601,28 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     the same steps, and reports ``loss_curve_`` in the units above. scipy's
     ``ftol`` (not a parameter) tests the relative drop of that doubled loss,
     so where it, rather than ``tol``, stops lbfgs, fastbp may iterate longer.
+
+    ``loss`` : {"squared_error"}, default="squared_error" is scikit-learn's first
+    parameter; its ``"poisson"`` is not offered yet.
 """ + _COMMON_DOC + _COMMON_ATTRIBUTES
 
     _loss = "mse"
     _loss_scale = 2.0
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=np.float64):
+        arguments = _arguments(locals())
+        self.loss = arguments.pop("loss")
+        super().__init__(**arguments)
+
+    def _check_params(self):
+        super()._check_params()
+        _param(v.choice, self.loss, "loss", REGRESSION_LOSSES)
 
     def _output_activation(self):
         return "identity"
@@ -596,6 +682,11 @@ class _Fitting:
 
 
 _FITTING = _Fitting()
+
+
+def _arguments(names):
+    """An estimator's ``__init__`` arguments from its ``locals()``."""
+    return {k: val for k, val in names.items() if k not in ("self", "__class__")}
 
 
 def _param(check, *args, **kwargs):

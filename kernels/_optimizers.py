@@ -11,7 +11,7 @@ after :func:`begin_step` once per batch. The NumPy twins live in
 import numpy as np
 
 from ._jit import kernel
-from ._tables import ADAM_RULE, MOMENTUM_RULE, SGD_RULE
+from ._tables import ADAM_RULE, MOMENTUM_RULE, NESTEROV_RULE, SGD_RULE
 
 
 @kernel
@@ -30,6 +30,18 @@ def _momentum(params, grad, hyper, v):
     for i in range(params.size):
         v[i] = mu * v[i] - lr * grad[i]
         params[i] += v[i]
+
+
+@kernel
+def _nesterov(params, grad, hyper, v):
+    """Nesterov's momentum as scikit-learn steps it, ``hyper = [learning_rate,
+    momentum]``: ``v = mu v - lr g``, ``p += mu v - lr g`` (the step looks ahead
+    along the new velocity)."""
+    lr, mu = params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
+    for i in range(params.size):
+        step = lr * grad[i]
+        v[i] = mu * v[i] - step
+        params[i] += mu * v[i] - step
 
 
 @kernel
@@ -70,5 +82,7 @@ def apply_update(rule, params, grad, hyper, state, lo, hi):
         _momentum(p, g, hyper, state[0][lo:hi])
     elif rule == ADAM_RULE:
         _adam(p, g, hyper, state[0][lo:hi], state[1][lo:hi])
+    elif rule == NESTEROV_RULE:
+        _nesterov(p, g, hyper, state[0][lo:hi])
     else:
         raise ValueError("unknown update rule code (see kernels/_tables.py UPDATE_RULES)")

@@ -71,5 +71,5 @@ def head(output_activation, loss):
 
 
 #: Optimizer update rule name -> code of its compiled update (``_optimizers.py``).
-UPDATE_RULES = {"sgd": 0, "momentum": 1, "adam": 2}
-SGD_RULE, MOMENTUM_RULE, ADAM_RULE = UPDATE_RULES.values()
+UPDATE_RULES = {"sgd": 0, "momentum": 1, "adam": 2, "nesterov": 3}
+SGD_RULE, MOMENTUM_RULE, ADAM_RULE, NESTEROV_RULE = UPDATE_RULES.values()

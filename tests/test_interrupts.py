@@ -149,14 +149,14 @@ def test_the_sklearn_estimators_agree_with_their_network_after_an_interrupt(monk
 
     monkeypatch.setattr(objective, "SLICE_WORK", 10**12)  # one call an epoch
     monkeypatch.setattr(serial, "minibatch_epoch", interrupted)
-    est = MLPRegressor((7,), solver="sgd", max_iter=20, random_state=0)
+    est = MLPRegressor(hidden_layer_sizes=(7,), solver="sgd", max_iter=20, random_state=0)
     with pytest.warns(UserWarning, match="interrupted by user"):
         est.fit(X, y.ravel())  # as scikit-learn: a warning, the completed epochs kept
     assert est.n_iter_ == 3 == len(est.loss_curve_) and est.loss_ == est.loss_curve_[-1]
     assert est.best_loss_ == min(est.loss_curve_)
     for W, W_net in zip(est.coefs_, est._net.weights):
         assert W.tobytes() == W_net.tobytes()
-    three = MLPRegressor((7,), solver="sgd", max_iter=3, random_state=0)
+    three = MLPRegressor(hidden_layer_sizes=(7,), solver="sgd", max_iter=3, random_state=0)
     monkeypatch.setattr(serial, "minibatch_epoch", real)
     with pytest.warns(Warning):  # the iteration limit
         three.fit(X, y.ravel())
@@ -268,7 +268,7 @@ def test_one_estimator_fitted_from_two_threads_refuses_the_second(monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(fastbp.Network, "fit", held)
-    est = MLPRegressor((4,), solver="lbfgs", max_iter=5, random_state=0)
+    est = MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=5, random_state=0)
     outcome = []
 
     def fit():

@@ -133,7 +133,7 @@ def test_partial_fit_equals_fit_over_the_same_epochs(Estimator, shuffle):
         step = pickle.loads(pickle.dumps(step.partial_fit(X, y, classes=np.unique(y))
                                          if Estimator is MLPClassifier else
                                          step.partial_fit(X, y)))
-    assert step.n_iter_ == whole.n_iter_ == 6
+    assert step.n_iter_ == 1 and whole.n_iter_ == 6 == len(step.loss_curve_)  # sklearn's counts
     np.testing.assert_allclose(step.loss_curve_, whole.loss_curve_, rtol=1e-12)
     for a, b in zip(step.coefs_ + step.intercepts_, whole.coefs_ + whole.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
@@ -158,7 +158,7 @@ def _sklearn_twin(ours, **extra):
     """sklearn.neural_network's estimator with the same parameters."""
     params = {k: val for k, val in ours.get_params().items() if k != "dtype"}
     twin = getattr(neural_network, type(ours).__name__)
-    return twin(**params, nesterovs_momentum=False, **extra)
+    return twin(**{**params, **extra})
 
 
 @no_convergence_warning
@@ -166,8 +166,13 @@ def _sklearn_twin(ours, **extra):
     (MLPClassifier, "binary"), (MLPClassifier, "multiclass"), (MLPClassifier, "multilabel"),
     (MLPRegressor, "one output"), (MLPRegressor, "two outputs"),
 ])
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_same_steps_as_sklearn(Estimator, task, solver):
+@pytest.mark.parametrize("solver, schedule", [
+    ("sgd", {}),  # Nesterov's momentum, scikit-learn's default
+    ("sgd", {"nesterovs_momentum": False}),
+    ("sgd", {"learning_rate": "invscaling", "power_t": 0.3, "learning_rate_init": 0.05}),
+    ("adam", {}),
+])
+def test_same_steps_as_sklearn(Estimator, task, solver, schedule):
     """Same initial weights, batches (no shuffling; 120 rows in batches of 40 so
     every batch gets sklearn's L2 scaling) and update rules as sklearn: the same
     weights and losses after a few epochs, up to rounding."""
@@ -179,7 +184,7 @@ def test_same_steps_as_sklearn(Estimator, task, solver):
     # one keeps that from mattering
     ours = Estimator(hidden_layer_sizes=(6, 4), solver=solver, alpha=0.3, batch_size=40,
                      learning_rate_init=0.01, max_iter=8, shuffle=False, random_state=1,
-                     activation="tanh", epsilon=1e-14)
+                     activation="tanh", epsilon=1e-14).set_params(**schedule)
     ours.fit(X, y)
     twin = _sklearn_twin(ours).fit(X, y)
     rtol = 1e-10 if solver == "sgd" else 1e-6
@@ -191,8 +196,9 @@ def test_same_steps_as_sklearn(Estimator, task, solver):
 
 @no_convergence_warning
 @pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_stops_as_sklearn(Estimator, early_stopping):
+@pytest.mark.parametrize("early_stopping, schedule", [
+    (False, "constant"), (True, "constant"), (False, "adaptive"), (True, "adaptive")])
+def test_stops_as_sklearn(Estimator, early_stopping, schedule):
     """The same validation split, scores, losses and stopping epoch as sklearn, and
     with early stopping the weights of the best epoch kept."""
     X, codes = _blobs(n=200, n_classes=2, seed=4)
@@ -200,10 +206,11 @@ def test_stops_as_sklearn(Estimator, early_stopping):
     ours = Estimator(hidden_layer_sizes=(5,), solver="sgd", early_stopping=early_stopping,
                      validation_fraction=0.2, batch_size=20, shuffle=False, max_iter=150,
                      n_iter_no_change=4, tol=1e-3, learning_rate_init=0.02, random_state=0,
-                     activation="logistic")
+                     activation="logistic", learning_rate=schedule)
     ours.fit(X, y)
     twin = _sklearn_twin(ours).fit(X, y)
     assert ours.n_iter_ == twin.n_iter_ < 150
+    assert ours.t_ == twin.t_
     np.testing.assert_allclose(ours.loss_curve_, twin.loss_curve_, rtol=1e-10)
     if early_stopping:
         assert len(ours.validation_scores_) == ours.n_iter_ and ours.best_loss_ is None
@@ -300,6 +307,8 @@ def test_float32():
     dict(epsilon=0.0), dict(n_iter_no_change=0), dict(shuffle="yes"), dict(dtype=np.int64),
     dict(solver="lbfgs", max_fun=0), dict(solver="lbfgs", max_fun=2.0),
     dict(solver="lbfgs", tol=-1e-4), dict(solver="lbfgs", tol="small"),
+    dict(learning_rate="optimal"), dict(power_t=-0.5), dict(warm_start=1),
+    dict(nesterovs_momentum="yes"),
 ])
 def test_invalid_parameters_are_refused_at_fit(params):
     X, y = _blobs(n=20)
@@ -332,3 +341,78 @@ def test_verbose_prints_each_iteration(solver, capsys):
 def test_import_fastbp_does_not_import_sklearn():
     code = "import sys, fastbp; assert 'sklearn' not in sys.modules, 'sklearn imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_warm_start_as_sklearn(Estimator, solver):
+    """A warm-started fit goes on from the weights, epochs, rows seen and losses of
+    the fit before, with a fresh optimizer: scikit-learn's steps."""
+    X, codes = _blobs(n=120, n_classes=3)
+    y = codes if Estimator is MLPClassifier else X @ np.arange(5.0)
+    ours = Estimator(hidden_layer_sizes=(6,), solver=solver, batch_size=40, max_iter=4,
+                     shuffle=False, random_state=3, learning_rate_init=0.01,
+                     learning_rate="invscaling", warm_start=True, epsilon=1e-14)
+    twin = _sklearn_twin(ours)
+    for model in (ours, twin):
+        model.fit(X, y)
+        model.set_params(max_iter=3).fit(X, y)
+    assert ours.n_iter_ == twin.n_iter_ == 3 and ours.t_ == twin.t_ == 7 * 120
+    assert len(ours.loss_curve_) == 7
+    np.testing.assert_allclose(ours.loss_curve_, twin.loss_curve_, rtol=1e-7)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-7 * np.abs(b).max())
+    cold = clone(ours).set_params(warm_start=False).fit(X, y)
+    assert cold.n_iter_ == 3 == len(cold.loss_curve_) and cold.t_ == 3 * 120
+
+
+def test_warm_start_refuses_other_classes_as_sklearn():
+    X, codes = _blobs(n=60, n_classes=3)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, codes)
+        with pytest.raises(ValueError, match="warm_start can only be used where `y` has "
+                                             "the same classes"):
+            clf.fit(X, np.where(codes == 2, 5, codes))
+
+
+@no_convergence_warning
+def test_partial_fit_carries_the_schedule_on_as_sklearn():
+    X, codes = _blobs(n=80, n_classes=2)
+    ours = MLPClassifier(hidden_layer_sizes=(5,), solver="sgd", batch_size=20, shuffle=False,
+                         random_state=0, learning_rate="invscaling", power_t=0.4,
+                         learning_rate_init=0.1)
+    twin = _sklearn_twin(ours)
+    for _ in range(4):
+        for model in (ours, twin):
+            model.partial_fit(X, codes, classes=[0, 1])
+    assert ours.t_ == twin.t_ == 4 * 80
+    for a, b in zip(ours.coefs_ + ours.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_scikit_learns_signature_and_errors_naming_the_class(Estimator):
+    import inspect
+
+    twin = getattr(neural_network, Estimator.__name__)
+    ours = inspect.signature(Estimator).parameters
+    theirs = inspect.signature(twin).parameters
+    assert list(ours)[: len(theirs)] == list(theirs) and list(ours)[len(theirs):] == ["dtype"]
+    for name, p in theirs.items():
+        assert ours[name].default == p.default and ours[name].kind == p.kind, name
+    with pytest.raises(TypeError, match=f"^{Estimator.__name__}.__init__"):
+        Estimator(sample_weights=1)
+
+
+def test_regressor_loss():
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    reg = MLPRegressor(loss="squared_error", hidden_layer_sizes=(4,), solver="lbfgs",
+                       max_iter=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert reg.fit(X, y / 100).predict(X).shape == (40,)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        MLPRegressor(loss="absolute_error").fit(X, y)

@@ -60,6 +60,7 @@ def test_threaded_passes_match_the_reference(kind, dtype, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("method, rule", [("sgd", {}), ("sgd", {"momentum": 0.9}),
+                                          ("sgd", {"momentum": 0.9, "nesterov": True}),
                                           ("adam", {"learning_rate": 1e-3})])
 def test_threaded_epochs_match_the_serial_ones(monkeypatch, method, rule, dtype, rng):
     sizes, kind = [9, 12, 4], ("tanh", "softmax", "cross_entropy")

@@ -52,6 +52,8 @@ def test_sgd_learns_xor_with_cross_entropy():
     ("sgd", dict(batch_size=10, learning_rate=0.01, momentum=0.8, seed=11)),
     ("gd", dict(learning_rate=0.01)),
     ("gd", dict(learning_rate=0.01, momentum=0.8)),
+    ("sgd", dict(batch_size=10, learning_rate=0.01, momentum=0.8, nesterov=True, seed=11)),
+    ("gd", dict(learning_rate=0.01, momentum=0.8, nesterov=True)),
     ("adam", dict(batch_size=10, learning_rate=0.01, seed=11)),
     ("adam", dict(batch_size=16, learning_rate=0.003, betas=(0.8, 0.99), eps=1e-6, seed=1)),
 ])
