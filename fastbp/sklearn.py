@@ -99,6 +99,10 @@ _COMMON_DOC = """
         Hold out ``validation_fraction`` of the rows (stratified for a single
         label column, as scikit-learn does), stop on the validation score
         (:meth:`score`) and keep the weights of the best epoch. sgd and adam only.
+        A loss that becomes non-finite then ends the fit with a ConvergenceWarning,
+        the diverged epoch recorded (NaN loss and score) and the best epoch's
+        weights kept, as scikit-learn keeps them; without early stopping it
+        raises scikit-learn's ValueError (non-finite weights).
     validation_fraction : float, default=0.1
     beta_1, beta_2 : float, default=0.9, 0.999
         Adam's decay rates, in [0, 1).
@@ -411,6 +415,18 @@ class _BaseMLP(BaseEstimator):
         except KeyboardInterrupt:  # the net is at its last completed epoch
             warnings.warn("Training interrupted by user.", stacklevel=4)  # scikit-learn's
             interrupted = True
+        except FloatingPointError as exc:
+            if validation is None:
+                raise
+            # as scikit-learn: the best epoch's model is kept and the diverged epoch
+            # recorded (a NaN loss and score); fastbp stops there rather than going on
+            net.loss_curve_.append(float("nan"))
+            net.validation_scores_.append(float("nan"))
+            net.n_iter_ += 1
+            self.t_ += n
+            stopped.append(net.n_iter_)
+            warnings.warn(f"{exc}: the weights of the best epoch by validation score are "
+                          "kept", ConvergenceWarning, stacklevel=4)
         self._keep_curve(epochs_before)
         if validation is not None:
             self.validation_scores_ = self._prior_records[1] + list(net.validation_scores_)

@@ -416,3 +416,36 @@ def test_regressor_loss():
         assert reg.fit(X, y / 100).predict(X).shape == (40,)
     with pytest.raises(ValueError, match="loss must be one of"):
         MLPRegressor(loss="absolute_error").fit(X, y)
+
+
+def test_a_diverging_fit_raises_or_with_early_stopping_keeps_the_best_epoch(monkeypatch):
+    from fastbp import objective
+    from fastbp.kernels import _network as serial
+
+    real, calls = serial.minibatch_epoch, []
+
+    def diverging(*args):  # the fourth epoch's loss overflows
+        calls.append(1)
+        loss = real(*args)
+        return float("inf") if len(calls) % 10 == 4 else loss
+
+    monkeypatch.setattr(objective, "SLICE_WORK", 10**12)  # one call an epoch
+    monkeypatch.setattr(serial, "minibatch_epoch", diverging)
+    X, y = make_regression(n_samples=200, n_features=4, random_state=0)
+    y = y / 100
+    settings = dict(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.01,
+                    batch_size=20, max_iter=9, random_state=0)
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        MLPRegressor(**settings).fit(X, y)
+    calls.clear()
+    with pytest.warns(ConvergenceWarning, match="became inf in epoch 4") as record:
+        reg = MLPRegressor(early_stopping=True, **settings).fit(X, y)
+    assert "best epoch" in str(record[0].message)
+    assert np.isnan(reg.loss_curve_[-1]) and np.isnan(reg.validation_scores_[-1])
+    assert len(reg.loss_curve_) == len(reg.validation_scores_) == reg.n_iter_ == 4
+    assert reg.best_validation_score_ == max(reg.validation_scores_[:3])
+    monkeypatch.setattr(serial, "minibatch_epoch", real)
+    three = MLPRegressor(early_stopping=True, **{**settings, "max_iter": 3})
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        three.fit(X, y)
+    np.testing.assert_array_equal(reg.predict(X), three.predict(X))  # the best of three
