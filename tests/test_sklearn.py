@@ -419,8 +419,9 @@ def test_regressor_loss():
 
 
 def test_a_diverging_fit_raises_or_with_early_stopping_keeps_the_best_epoch(monkeypatch):
-    from fastbp import objective
     from fastbp.kernels import _network as serial
+
+    from fastbp import objective
 
     real, calls = serial.minibatch_epoch, []
 
