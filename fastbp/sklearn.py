@@ -113,8 +113,10 @@ _COMMON_DOC = """
     n_iter_no_change : int or numpy.inf, default=10
     max_fun : int, default=15000
         lbfgs stops after this many loss evaluations (scipy's ``maxfun``).
-    dtype : numpy.float64 or numpy.float32, default=numpy.float64
+    dtype : None, numpy.float64 or numpy.float32, default=None
         The dtype of the network: inputs are cast to it, weights are kept in it.
+        None follows the input as scikit-learn does: float32 ``X`` trains (and
+        predicts) in float32, any other in float64.
 
     Not offered: ``sample_weight``, sparse input, ``MLPRegressor(loss="poisson")``.
     ``fit`` or ``partial_fit`` while another thread fits the same estimator raises
@@ -179,7 +181,7 @@ class _BaseMLP(BaseEstimator):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=np.float64):
+                 dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -244,7 +246,16 @@ class _BaseMLP(BaseEstimator):
         for name in ("shuffle", "early_stopping", "warm_start", "nesterovs_momentum"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
-        _param(v.float_dtype, self.dtype)
+        if self.dtype is not None:
+            _param(v.float_dtype, self.dtype)
+
+    def _fit_dtype(self, reset):
+        """The dtype a fit casts X to: ``dtype``, or with None float32 input's own and
+        float64 for any other (scikit-learn's rule); a continued fit keeps the
+        fitted one."""
+        if not reset and hasattr(self, "coefs_"):
+            return self.coefs_[-1].dtype
+        return (np.float64, np.float32) if self.dtype is None else v.float_dtype(self.dtype)
 
     # -- fitting ----------------------------------------------------------------
 
@@ -267,7 +278,7 @@ class _BaseMLP(BaseEstimator):
         X, Y = self._validate_input(X, y, incremental, reset=first)
         rs = check_random_state(self.random_state)
         if first:
-            self._initialize(X.shape[1], Y.shape[1], rs)
+            self._initialize(X.shape[1], Y.shape[1], rs, X.dtype)
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} output columns; this model was fitted "
                              f"with {self.n_outputs_}")
@@ -305,13 +316,13 @@ class _BaseMLP(BaseEstimator):
         if self.loss_curve_:
             self.loss_ = self.loss_curve_[-1]
 
-    def _initialize(self, n_features, n_outputs, rs):
+    def _initialize(self, n_features, n_outputs, rs, dtype):
         """A fresh network with scikit-learn's initial weights, and empty records."""
         sizes = [n_features, *self._hidden_sizes(), n_outputs]
         out = self._output_activation()
         self._activations = (ACTIVATIONS[self.activation],) * (len(sizes) - 2) + (out,)
         self._net = Network(sizes, activation=ACTIVATIONS[self.activation],
-                            output_activation=out, loss=self._loss, dtype=self.dtype, seed=0)
+                            output_activation=out, loss=self._loss, dtype=dtype, seed=0)
         # Glorot uniform, drawn as sklearn.neural_network draws it (float64, then cast)
         factor = 2.0 if self.activation == "logistic" else 6.0
         weights, biases = [], []
@@ -521,14 +532,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=np.float64):
+                 dtype=None):
         super().__init__(**_arguments(locals()))
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=v.float_dtype(self.dtype),
+        X, y = validate_data(self, X, y, multi_output=True, dtype=self._fit_dtype(reset),
                              reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -631,7 +642,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=np.float64):
+                 dtype=None):
         arguments = _arguments(locals())
         self.loss = arguments.pop("loss")
         super().__init__(**arguments)
@@ -645,7 +656,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=v.float_dtype(self.dtype), reset=reset)
+                             dtype=self._fit_dtype(reset), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)

@@ -298,6 +298,15 @@ def test_float32():
     assert all(W.dtype == np.float32 for W in reg.coefs_ + reg.intercepts_)
     assert reg.predict(X).dtype == np.float32
     assert reg.predict(X).shape == (60,)
+    # by default the dtype follows the input, as scikit-learn's does
+    for dtype, want in ((np.float32, np.float32), (np.float64, np.float64), (int, np.float64)):
+        ours = MLPRegressor(hidden_layer_sizes=(8,), max_iter=20, random_state=0)
+        ours.fit(X.astype(dtype), y)
+        theirs = _sklearn_twin(ours).fit(X.astype(dtype), y)
+        assert ours.coefs_[0].dtype == theirs.coefs_[0].dtype == want
+        assert ours.predict(X.astype(dtype)).dtype == theirs.predict(X.astype(dtype)).dtype
+        ours.partial_fit(X, y)  # float64 rows: a continued fit keeps its dtype
+        assert ours.coefs_[0].dtype == want
 
 
 @pytest.mark.parametrize("params", [
