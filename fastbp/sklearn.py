@@ -10,7 +10,6 @@ This is the only fastbp module that imports scikit-learn.
 import numbers
 import threading
 import warnings
-from contextlib import nullcontext
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
@@ -493,18 +492,26 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         dtype = self.coefs_[-1].dtype  # the fitted one, whatever `dtype` says now
         X = validate_data(self, X, dtype=dtype, reset=False)
-        out = np.empty((X.shape[0], self.n_outputs_), dtype)
-        # BLAS's threads (OpenBLAS's) spin for about 0.1 s after each product they
-        # share, taking a core from a threaded fit that follows (GridSearchCV scores,
-        # then fits): a prediction that costs less than that holds BLAS to this thread
-        work = X.shape[0] * sum(W.size for W in self.coefs_)
-        single = X.shape[0] <= PREDICT_ROWS and work >= threads.PARALLEL_MIN_WORK
-        with threads.large_pass(False) if single else nullcontext():
-            for start in range(0, X.shape[0], PREDICT_ROWS):
-                rows = slice(start, start + PREDICT_ROWS)
-                out[rows] = reference.forward(self.coefs_, self.intercepts_, X[rows],
-                                              self._activations)
+        n = X.shape[0]
+        if n <= PREDICT_ROWS:
+            # BLAS's threads (OpenBLAS's) spin for about 0.1 s after each product
+            # they share, taking a core from a threaded fit that follows (GridSearchCV
+            # scores, then fits): a prediction that costs less than that holds BLAS
+            # to this thread
+            if n * sum(W.size for W in self.coefs_) < threads.PARALLEL_MIN_WORK:
+                return reference.forward(self.coefs_, self.intercepts_, X, self._activations)
+            with threads.large_pass(False):
+                return reference.forward(self.coefs_, self.intercepts_, X, self._activations)
+        out = np.empty((n, self.n_outputs_), dtype)
+        for start in range(0, n, PREDICT_ROWS):
+            rows = slice(start, start + PREDICT_ROWS)
+            out[rows] = reference.forward(self.coefs_, self.intercepts_, X[rows],
+                                          self._activations)
         return out
+
+    def __sklearn_is_fitted__(self):
+        # what check_is_fitted asks, without its scan of every attribute
+        return hasattr(self, "coefs_")
 
     def _check_solver(self):
         if self.solver not in ("sgd", "adam"):
