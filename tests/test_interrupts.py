@@ -197,7 +197,8 @@ def test_ctrl_c_stops_a_long_epoch_at_once():
         waited = time.perf_counter() - sent
     finally:
         proc.kill()
-        proc.communicate(timeout=60)  # and closes the pipes
+        _, err = proc.communicate(timeout=60)  # and closes the pipes
+    assert line.strip(), f"no report from the interrupted fit; its stderr:\n{err}"
     report = json.loads(line)
     assert report["n_iter"] == 0 and report["same"]  # the epoch left no trace
     # generous for a loaded machine, yet far below the epoch (a whole epoch stopped
