@@ -165,7 +165,10 @@ def test_the_sklearn_estimators_agree_with_their_network_after_an_interrupt(monk
 
 
 SIGINT_SCRIPT = """
-import json, sys, time, numpy as np, fastbp
+import json, signal, sys, time, numpy as np, fastbp
+# Python's Ctrl-C handler even where SIGINT comes ignored (a background job of a
+# non-interactive shell, as CI may start the suite): a user's terminal has it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 rng = np.random.default_rng(0)
 X = rng.standard_normal((2_000_000, 2)); y = np.tanh(X[:, :1])
 net = fastbp.Network([2, 64, 1], activation="tanh", output_activation="identity", loss="mse",
