@@ -12,7 +12,10 @@ with the same row chunks (one of them may be in memory: it is chunked like the
 other). ``net.predict``, ``net.forward`` and ``net.predict_proba`` return a lazy
 dask array: the compiled forward pass mapped over the chunks of ``X``, with the
 parameters as they were at the call. ``net.fit`` trains with every method.
-A ``validation_data`` pair given as dask arrays is brought into memory once;
+``sample_weight`` may be a 1-D dask array with ``X``'s row chunks, or in
+memory (it is then chunked like ``X``); each chunk's weights travel with it
+and are checked where it is. A ``validation_data`` pair (or triple, with
+weights) given as dask arrays is brought into memory once;
 ``validation_fraction`` needs in-memory data. ``net.score`` computes its inputs
 into memory.
 
@@ -188,31 +191,37 @@ def _where(exc, start, stop):
 # -- tasks: what runs on the workers ---------------------------------------------------------
 
 
-def _prepare(spec, X, y, start, stop, for_fit):
-    """One chunk validated and cast as in memory: ``(X, y)`` C-contiguous of the
-    network's dtype. ``for_fit`` adds ``fit``'s check of the targets' range."""
+def _prepare(spec, X, y, w, start, stop, for_fit):
+    """One chunk validated and cast as in memory: ``(X, y, w)`` C-contiguous of the
+    network's dtype (``w``: the rows' weights, or None). ``for_fit`` adds ``fit``'s
+    check of the targets' range."""
     from .training import _check_targets_reachable
 
     with _one_thread():
         net = _network(spec)
         try:
             X, y = net._check_Xy(X, y)
+            # a chunk may weigh nothing; the weights of all rows may not (checked after)
+            w = v.sample_weights(w, X.shape[0], net.dtype, all_zero=True)
             if for_fit:
                 _check_targets_reachable(net, y)
         except (ValueError, TypeError) as exc:
             raise _where(exc, start, stop) from None
-    return X, y
+    return X, y, w
 
 
-def _rows(part):
-    return part[0].shape[0]
+def _weight(part):
+    """What a chunk's rows weigh together (their number without weights)."""
+    X, _, w = part
+    return float(X.shape[0]) if w is None else float(np.sum(w, dtype=np.float64))
 
 
 def _pass(spec, params, part, data_scale, gradient):
     """``(data cost, its gradient as float64 or None)`` of one chunk."""
     with _one_thread():
         net = _network(spec, params)
-        objective = net._engine(net, *part, data_scale)
+        X, y, w = part
+        objective = net._engine(net, X, y, data_scale, w)
         if not gradient:
             return objective.cost(), None
         J, grad = objective.cost_and_gradient(out=np.empty_like(net._params))
@@ -363,6 +372,29 @@ def _check_chunks(x, name, columns, allow_1d=False, known_rows=True):
         raise ValueError(f"{name} must not be empty; got shape {x.shape}")
 
 
+def _dask_weights(w, X):
+    """``sample_weight`` as a dask array chunked along the rows as ``X``, or None."""
+    import dask.array as da
+
+    if w is None:
+        return None
+    if not is_dask_collection(w):
+        w = v.sample_weights(w, X.shape[0], np.float64)  # in memory: checked whole
+        return da.from_array(w, chunks=(X.chunks[0],))
+    w = _array(w, "sample_weight")
+    if w.ndim != 1 or w.shape[0] != X.shape[0]:
+        raise ValueError(f"sample_weight must be a 1-D array of one weight per row "
+                         f"({X.shape[0]}); got shape {w.shape}")
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold real numbers (float, int or bool); got "
+                        f"dtype {w.dtype}")
+    if w.chunks[0] != X.chunks[0]:
+        raise ValueError(f"sample_weight's chunks {w.chunks[0]} differ from X's row chunks "
+                         f"{X.chunks[0]}; chunk them alike, e.g. "
+                         "sample_weight = sample_weight.rechunk(X.chunks[0])")
+    return w
+
+
 def _dask_Xy(net, X, y):
     """``X`` and ``y`` as dask arrays with the same row chunks, checked as far as
     their metadata allows; ``ValueError``/``TypeError`` naming the argument."""
@@ -390,25 +422,31 @@ class DaskObjective(Objective):
     so that each :meth:`cost_and_gradient` reads them from the workers' memory;
     ``persist=False`` computes them on each call (a single pass, or the
     mini-batch epochs, which stream them). ``for_fit`` adds ``fit``'s check of
-    the targets' range to the validation.
+    the targets' range to the validation. ``sample_weight`` (dask or in memory)
+    weighs the rows as in memory; each chunk's weights travel with it.
     """
 
-    def __init__(self, net, X, y, data_scale=1.0, *, persist=True, for_fit=False):
+    def __init__(self, net, X, y, data_scale=1.0, *, persist=True, for_fit=False,
+                 sample_weight=None):
         import dask
         from dask import delayed
 
         X, y = _dask_Xy(net, X, y)
+        w = _dask_weights(sample_weight, X)
         self.net, self.X, self.y = net, X, y
+        self.sample_weight = w
         self.data_scale = v.real_number(data_scale, "data_scale", low=0.0, low_open=True)
         self.spec = NetworkSpec.of(net)
         bounds = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(np.int64)
         self._bounds = bounds
-        pairs = zip(X.to_delayed(optimize_graph=False).ravel(),
-                    y.to_delayed(optimize_graph=False).ravel())
+        blocks = zip(X.to_delayed(optimize_graph=False).ravel(),
+                     y.to_delayed(optimize_graph=False).ravel(),
+                     [None] * len(X.chunks[0]) if w is None else
+                     w.to_delayed(optimize_graph=False).ravel())
         # chunks of no rows (a filter's leftovers) have nothing to add
         self._chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        parts = [delayed(_prepare)(self.spec, xb, yb, int(a), int(b), for_fit)
-                 for (xb, yb), a, b in zip(pairs, bounds[:-1], bounds[1:]) if b > a]
+        parts = [delayed(_prepare)(self.spec, xb, yb, wb, int(a), int(b), for_fit)
+                 for (xb, yb, wb), a, b in zip(blocks, bounds[:-1], bounds[1:]) if b > a]
         # a distributed client that holds the persisted chunks as futures, or None
         self._client = client = _client() if persist else None
         self._groups = None  # (worker, its chunks' indices) pairs: see _locate
@@ -421,10 +459,21 @@ class DaskObjective(Objective):
             for part in parts:  # the validation's error now, not at the first pass
                 if part.status in ("error", "cancelled"):
                     part.result()
+            weights = client.gather([client.submit(_weight, p) for p in parts]) if w is not None \
+                else None
         elif persist:
             parts = list(dask.persist(*parts))
             # waits for the validation, and raises its error now, not at the first pass
-            dask.compute(*[delayed(_rows)(p) for p in parts])
+            weights = dask.compute(*[delayed(_weight)(p) for p in parts])
+        else:
+            weights = dask.compute(*[delayed(_weight)(p) for p in parts]) if w is not None \
+                else None
+        if w is None:
+            weights = [float(b - a) for a, b in self._chunks]
+        #: what each chunk's rows weigh (their number without weights), and all
+        self._weights, self._total = list(weights), float(sum(weights))
+        if w is not None and not self._total > 0:
+            raise ValueError("sample_weight must not be all 0: no row would count")
         self._parts = parts
         self.persisted = persist
         if client is not None:
@@ -441,11 +490,11 @@ class DaskObjective(Objective):
     # -- full passes: one task per worker (or per chunk), summed --
 
     def _scales(self, data_scale):
-        """Each chunk's ``data_scale``: a mean-type loss weighted by its share of rows."""
-        n = self.n_rows
+        """Each chunk's ``data_scale``: a mean-type loss weighted by its share of rows
+        (of their weight)."""
         if not self.net._head.mean:
             return [data_scale] * len(self._chunks)
-        return [data_scale * (stop - start) / n for start, stop in self._chunks]
+        return [data_scale * weight / self._total for weight in self._weights]
 
     def _locate(self):
         """``[(worker, [chunk index, ...]), ...]``: the persisted chunks grouped by the
@@ -584,7 +633,7 @@ class DaskObjective(Objective):
     def _full_batch_step(self, optimizer):
         """One step on the gradient of the mean cost over all rows, as the in-memory
         epoch with one batch takes it."""
-        net, n = self.net, self.n_rows
+        net, n = self.net, self._total
         mean = net._head.mean
         J, grad = self._full_pass(1.0 if mean else 1.0 / n, gradient=True)
         l2_cost = self._l2_term()
@@ -594,7 +643,7 @@ class DaskObjective(Objective):
         return float((J if mean else J * n) + l2_cost)
 
     def _stream(self, chunk_order):
-        """The validated chunks ``(X, y)`` in ``chunk_order``, computed one at a time,
+        """The validated chunks ``(X, y, w)`` in ``chunk_order``, computed one at a time,
         the next one while the current one is used when a cluster computes them."""
         import dask
 
@@ -626,43 +675,53 @@ class DaskObjective(Objective):
         saved = net._params.copy(), optimizer.state.copy(), optimizer.hyper.copy()
         loss, carry = 0.0, None
         try:
-            for k, (X, y) in enumerate(self._stream(chunk_order)):
+            for k, (X, y, w) in enumerate(self._stream(chunk_order)):
                 start, stop = self._chunks[chunk_order[k]]
                 rows = np.argsort(place[start:stop], kind="stable")
                 if (rows[1:] < rows[:-1]).any():
-                    X, y = X[rows], y[rows]
+                    X, y, w = X[rows], y[rows], None if w is None else w[rows]
                 if carry is not None:
                     X, y = np.concatenate([carry[0], X]), np.concatenate([carry[1], y])
+                    w = None if w is None else np.concatenate([carry[2], w])
                 last = k == len(chunk_order) - 1
                 m = X.shape[0] if last else X.shape[0] - X.shape[0] % batch_size
-                carry = (X[m:].copy(), y[m:].copy()) if m < X.shape[0] else None
+                carry = ((X[m:].copy(), y[m:].copy(), None if w is None else w[m:].copy())
+                         if m < X.shape[0] else None)
                 if m:
-                    loss += self._chunk_epoch(optimizer, X[:m], y[:m], batch_size)
-                del X, y
+                    loss += self._chunk_epoch(optimizer, X[:m], y[:m],
+                                              None if w is None else w[:m], batch_size)
+                del X, y, w
         except BaseException:
             net._params[...], optimizer.state[...], optimizer.hyper[...] = saved
             raise
         return loss
 
-    def _chunk_epoch(self, optimizer, X, y, batch_size):
-        """The in-memory epoch over the rows ``X``, ``y`` in their order; its loss in
-        the units of an epoch over all ``n_rows``."""
-        net, n = self.net, self.n_rows
+    def _chunk_epoch(self, optimizer, X, y, w, batch_size):
+        """The in-memory epoch over the rows ``X``, ``y`` (weights ``w`` or None) in
+        their order; its loss in the units of an epoch over all ``n_rows``."""
+        net, n = self.net, self._total
         m = X.shape[0]
-        local = net._engine(net, X, y)
+
+        def weight(rows):
+            return float(rows.stop - rows.start) if w is None else \
+                float(np.sum(w[rows], dtype=np.float64))
+
         if net._head.mean:  # a mean over these rows: weighted by their share
-            return local.epoch(optimizer, np.arange(m, dtype=np.int64), batch_size) * m / n
+            local = net._engine(net, X, y, 1.0, w)
+            share = weight(slice(0, m)) / n
+            return local.epoch(optimizer, np.arange(m, dtype=np.int64), batch_size) * share
         if not net.l2:  # a sum: adds up
+            local = net._engine(net, X, y, 1.0, w)
             return local.epoch(optimizer, np.arange(m, dtype=np.int64), batch_size)
         # A sum with an L2 term, which the engine weights by each batch's share of
         # these rows and an epoch over all rows by its share of those: batch by batch.
         loss, order = 0.0, np.arange(batch_size, dtype=np.int64)
         for start in range(0, m, batch_size):
-            stop = min(start + batch_size, m)
-            local.X, local.y = X[start:stop], y[start:stop]
+            rows = slice(start, min(start + batch_size, m))
+            local = net._engine(net, X[rows], y[rows], 1.0, None if w is None else w[rows])
             l2_cost = local._l2_term()
-            J = local.epoch(optimizer, order[: stop - start], stop - start)
-            loss += J - l2_cost + l2_cost * (stop - start) / n
+            J = local.epoch(optimizer, order[: rows.stop - start], rows.stop - start)
+            loss += J - l2_cost + l2_cost * weight(rows) / n
         return loss
 
 
@@ -683,23 +742,23 @@ def forward(net, X):
                         meta=np.empty((0, n_out), net.dtype), token="fastbp-forward")
 
 
-def cost(net, X, y):
+def cost(net, X, y, sample_weight=None):
     """``net.cost`` of dask ``X``, ``y``: one pass, nothing persisted."""
-    return DaskObjective(net, X, y, persist=False).cost()
+    return DaskObjective(net, X, y, persist=False, sample_weight=sample_weight).cost()
 
 
-def cost_and_gradients(net, X, y):
+def cost_and_gradients(net, X, y, sample_weight=None):
     """``net.cost_and_gradients`` of dask ``X``, ``y``: one pass, nothing persisted."""
-    J, grad = DaskObjective(net, X, y, persist=False).cost_and_gradient(
-        out=np.empty_like(net._params))
+    J, grad = DaskObjective(net, X, y, persist=False, sample_weight=sample_weight
+                            ).cost_and_gradient(out=np.empty_like(net._params))
     slices = net._slices
     weight_grads = [grad[w0:w1].reshape(shape) for w0, w1, shape, _, _ in slices]
     return J, weight_grads, [grad[b0:b1] for *_, b0, b1 in slices] if net.bias else None
 
 
 def check_fit_options(opts):
-    """``fit``'s options for dask ``X``, ``y``: validation data into memory (once),
-    no ``validation_fraction``."""
+    """``fit``'s options for dask ``X``, ``y``: validation data (and weights) into
+    memory (once), no ``validation_fraction``."""
     if opts.get("validation_fraction") is not None:
         raise ValueError("validation_fraction needs X and y in memory; with dask arrays give "
                          "validation_data=(X_val, y_val) instead")
@@ -710,7 +769,8 @@ def check_fit_options(opts):
         opts["validation_data"] = dask.compute(*data)
 
 
-def fit_objective(net, X, y, method):
+def fit_objective(net, X, y, method, sample_weight=None):
     """The objective ``fit`` trains on: chunks persisted for the full-batch methods,
     streamed for the mini-batch ones."""
-    return DaskObjective(net, X, y, persist=method in FULL_BATCH, for_fit=True)
+    return DaskObjective(net, X, y, persist=method in FULL_BATCH, for_fit=True,
+                         sample_weight=sample_weight)

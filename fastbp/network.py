@@ -215,10 +215,11 @@ class Network:
         _check_targets(y, self._head)
         return X, y
 
-    def objective(self, X, y, data_scale=1.0):
+    def objective(self, X, y, data_scale=1.0, sample_weight=None):
         """The cost of this network on ``X`` (n, n0), ``y`` (n, nL) as a function of
         its parameters, computed by its ``backend``'s engine; ``data_scale``
-        multiplies the data cost (not the L2 term).
+        multiplies the data cost (not the L2 term); ``sample_weight`` (n,) weighs
+        the rows (see :meth:`cost`).
 
         Returns
         -------
@@ -226,11 +227,14 @@ class Network:
             With ``cost()``, ``cost_and_gradient(params=None, out=None)`` and
             ``epoch(optimizer, order, batch_size)``.
         """
-        if _dask.any_dask(X, y):  # dask arrays: fastbp.dask
-            return _dask.DaskObjective(self, X, y, data_scale)
+        if _dask.any_dask(X, y, sample_weight):  # dask arrays: fastbp.dask
+            return _dask.DaskObjective(self, X, y, data_scale, sample_weight=sample_weight)
         X, y = self._check_Xy(X, y)
         data_scale = v.real_number(data_scale, "data_scale", low=0.0, low_open=True)
-        return self._engine(self, X, y, data_scale)
+        return self._engine(self, X, y, data_scale, self._check_weights(sample_weight, X))
+
+    def _check_weights(self, sample_weight, X):
+        return v.sample_weights(sample_weight, X.shape[0], self.dtype)
 
     # -- passes -----------------------------------------------------------------
 
@@ -256,20 +260,26 @@ class Network:
         return self.forward(X)
 
     @_one_thread
-    def cost(self, X, y):
+    def cost(self, X, y, sample_weight=None):
         """The cost ``J`` of ``X`` (n, n0), ``y`` (n, nL): data cost plus the L2 term.
+
+        ``sample_weight`` (n,), finite, non-negative, not all 0: row ``i`` counts
+        ``w[i]`` times in the data cost (a mean-type loss is then a mean over
+        ``sum(w)``): integer weights give the cost of the rows repeated, a
+        weight of 0 the cost without the row. The L2 term is not weighted.
 
         Returns
         -------
         float
         """
-        if _dask.any_dask(X, y):  # dask arrays: fastbp.dask
-            return _dask.cost(self, X, y)
+        if _dask.any_dask(X, y, sample_weight):  # dask arrays: fastbp.dask
+            return _dask.cost(self, X, y, sample_weight)
         X, y = self._check_Xy(X, y)
-        return self._engine(self, X, y).cost()
+        return self._engine(self, X, y, 1.0, self._check_weights(sample_weight, X)).cost()
 
-    def cost_and_gradients(self, X, y):
-        """The cost and its gradient from one forward and one backward pass.
+    def cost_and_gradients(self, X, y, sample_weight=None):
+        """The cost and its gradient from one forward and one backward pass
+        (``sample_weight`` as in :meth:`cost`).
 
         Returns
         -------
@@ -283,10 +293,12 @@ class Network:
         except IndexError:
             held = self._in_use()
         try:
-            if _dask.any_dask(X, y):  # dask arrays: fastbp.dask
-                return _dask.cost_and_gradients(self, X, y)
+            if _dask.any_dask(X, y, sample_weight):  # dask arrays: fastbp.dask
+                return _dask.cost_and_gradients(self, X, y, sample_weight)
             X, y = self._check_Xy(X, y)
-            J, grad = self._engine(self, X, y).cost_and_gradient(out=np.empty_like(self._params))
+            w = None if sample_weight is None else self._check_weights(sample_weight, X)
+            J, grad = self._engine(self, X, y, 1.0, w).cost_and_gradient(
+                out=np.empty_like(self._params))
         finally:
             if held:
                 free.append(held)
@@ -294,7 +306,7 @@ class Network:
         weight_grads = [grad[w0:w1].reshape(shape) for w0, w1, shape, _, _ in slices]
         return J, weight_grads, [grad[b0:b1] for *_, b0, b1 in slices] if self.bias else None
 
-    def gradients(self, X, y):
+    def gradients(self, X, y, sample_weight=None):
         """The gradient of the cost, as :meth:`cost_and_gradients` without ``J``.
 
         Returns
@@ -302,13 +314,16 @@ class Network:
         weight_grads : list of ndarray
         bias_grads : list of ndarray, or None without biases
         """
-        _, gW, gb = self.cost_and_gradients(X, y)
+        _, gW, gb = self.cost_and_gradients(X, y, sample_weight)
         return gW, gb
 
     # -- training, scoring, persistence -------------------------------------------
 
-    def fit(self, X, y, method="sgd", **options):
-        """Train on ``X`` (n, n0), ``y`` (n, nL) in place and return ``self``.
+    def fit(self, X, y, method="sgd", *, sample_weight=None, **options):
+        """Train on ``X`` (n, n0), ``y`` (n, nL) in place and return ``self``;
+        ``sample_weight`` (n,) weighs the rows as in :meth:`cost`, in every
+        batch (a batch's mean is over its weights' sum, the epoch's loss over
+        all of them).
 
         method, and the options each takes (defaults in
         :data:`fastbp.training.METHOD_OPTIONS`; any other option is a TypeError):
@@ -367,7 +382,7 @@ class Network:
         if held:  # the calls nested in this fit (its callback's too) go through
             self._owner = threading.get_ident()
         try:
-            return training.fit(self, X, y, method, **options)
+            return training.fit(self, X, y, method, sample_weight=sample_weight, **options)
         finally:
             if held:
                 self._owner = None
@@ -386,8 +401,10 @@ class Network:
         return self.forward(X)
 
     @_one_thread
-    def score(self, X, y):
-        """Accuracy for ``loss="cross_entropy"``, else R² averaged over outputs.
+    def score(self, X, y, sample_weight=None):
+        """Accuracy for ``loss="cross_entropy"``, else R² averaged over outputs;
+        with ``sample_weight`` (n,) both weighted, as scikit-learn's
+        ``accuracy_score`` and ``r2_score`` weigh them.
 
         Accuracy needs 0/1 targets. One-hot rows (one class each) count as right
         when the largest output is the class (always so with a softmax output);
@@ -399,20 +416,30 @@ class Network:
         -------
         float
         """
-        return self._score(*self._check_Xy(X, y))
+        X, y = self._check_Xy(X, y)
+        return self._score(X, y, self._check_weights(sample_weight, X))
 
-    def _score(self, X, y):
-        """:meth:`score` of validated ``X``, ``y`` (what early stopping calls each epoch)."""
+    def _score(self, X, y, sample_weight=None):
+        """:meth:`score` of validated ``X``, ``y``, weights (what early stopping calls
+        each epoch)."""
         yhat = self._engine.forward(self, X)
+        w = None if sample_weight is None else sample_weight.astype(np.float64)
         if self.loss == "cross_entropy":
             if not np.isin(y, (0, 1)).all():
                 raise ValueError("score needs 0/1 targets for loss='cross_entropy' (accuracy); "
                                  "y holds values strictly between 0 and 1")
             if y.shape[1] > 1 and (y.sum(axis=1) == 1).all():
-                return float(np.mean(yhat.argmax(axis=1) == y.argmax(axis=1)))
-            return float(np.mean(((yhat >= 0.5) == (y == 1)).all(axis=1)))
-        ss_res = ((y - yhat) ** 2).sum(axis=0, dtype=np.float64)
-        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0, dtype=np.float64)
+                right = yhat.argmax(axis=1) == y.argmax(axis=1)
+            else:
+                right = ((yhat >= 0.5) == (y == 1)).all(axis=1)
+            return float(np.average(right, weights=w))
+        if w is None:
+            ss_res = ((y - yhat) ** 2).sum(axis=0, dtype=np.float64)
+            ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0, dtype=np.float64)
+        else:
+            mean = np.average(y, axis=0, weights=w)
+            ss_res = (w[:, None] * (y - yhat) ** 2).sum(axis=0, dtype=np.float64)
+            ss_tot = (w[:, None] * (y - mean) ** 2).sum(axis=0, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
         return float(r2.mean())

@@ -47,18 +47,33 @@ class Objective:
     ``params`` first copies them in, as an optimizer that keeps its own vector
     needs. Mean-type losses (mse, cross-entropy) are means over the rows; the L2
     term is never scaled.
+
+    ``sample_weight`` (n,), validated, of the network's dtype, or None: row ``i``
+    counts ``w[i]`` times (a weight of 0 drops it, integer weights equal repeated
+    rows), means are over the weights' sum, in every pass and batch.
     """
 
     _grad = None  # the default gradient buffer, made on first use
 
-    def __init__(self, net, X, y, data_scale=1.0):
+    def __init__(self, net, X, y, data_scale=1.0, sample_weight=None):
         self.net = net
         self.X, self.y = X, y
         self.data_scale = float(data_scale)
+        self.sample_weight = sample_weight
+        #: the weights as the kernels take them: empty for unweighted rows
+        self.w = np.empty(0, X.dtype) if sample_weight is None else sample_weight
 
     @property
     def n_rows(self):
         return self.X.shape[0]
+
+    def _share(self, start, stop):
+        """The part of all rows' weight (or count) that rows ``start:stop`` hold."""
+        w = self.sample_weight
+        if w is None:
+            return (stop - start) / self.n_rows
+        total = np.sum(w, dtype=np.float64)
+        return float(np.sum(w[start:stop], dtype=np.float64) / total) if total else 0.0
 
     def cost(self):
         """``J`` at the current parameters, as a float."""
@@ -127,13 +142,13 @@ class CompiledObjective(Objective):
         n_threads = _threads(net, _chunk_size(n))
         with _running(n_threads):
             for start, stop, work in _chunks(net, n):
-                X, y = self.X[start:stop], self.y[start:stop]
+                X, y, w = self.X[start:stop], self.y[start:stop], self.w[start:stop]
                 if n_threads > 1:
-                    J = _threaded(_parallel.COST, net, X, y, work, n_threads)
+                    J = _threaded(_parallel.COST, net, X, y, w, work, n_threads)
                 else:
-                    J = fused.cost_only(net._params, net._layout, X, y, work, 0.0)
+                    J = fused.cost_only(net._params, net._layout, X, y, w, work, 0.0)
                 # mean-type costs are means over the chunk: weight them by its share
-                total += J * (stop - start) / n if mean else J
+                total += J * self._share(start, stop) if mean else J
         return float(self.data_scale * total + self._l2_term())
 
     def cost_and_gradient(self, params=None, out=None):
@@ -157,7 +172,8 @@ class CompiledObjective(Objective):
             work = net._work
             if work.size < n * net._work_per_row:
                 work = _workspace(net, n)
-            args = (net._params, net._layout, X, self.y, work, out, net.l2, self.data_scale)
+            args = (net._params, net._layout, X, self.y, self.w, work, out, net.l2,
+                    self.data_scale)
             J = float(fused.cost_and_gradient(*args))
             if out is self._grad:
                 self._bind(args)
@@ -176,15 +192,15 @@ class CompiledObjective(Objective):
         J, grad = 0.0, out
         with _running(n_threads):
             for start, stop, work in _chunks(net, n):
-                X, y = self.X[start:stop], self.y[start:stop]
+                X, y, w = self.X[start:stop], self.y[start:stop], self.w[start:stop]
                 # a mean-type loss is a mean over the chunk: weight it by its share
-                chunk_scale = scale * (stop - start) / n if mean else scale
+                chunk_scale = scale * self._share(start, stop) if mean else scale
                 l2 = net.l2 if start == 0 else 0.0  # the L2 term, once
                 if n_threads > 1:
-                    J += _threaded(_parallel.GRADIENT, net, X, y, work, n_threads,
+                    J += _threaded(_parallel.GRADIENT, net, X, y, w, work, n_threads,
                                    chunk_scale, grad, l2)
                 else:
-                    J += fused.cost_and_gradient(net._params, net._layout, X, y, work, grad,
+                    J += fused.cost_and_gradient(net._params, net._layout, X, y, w, work, grad,
                                                  l2, chunk_scale)
                 if grad is not out:
                     out += grad
@@ -213,7 +229,8 @@ class CompiledObjective(Objective):
         net, n = self.net, self.n_rows
         if self._batch is None or self._batch[0].size < batch_size * net.layer_sizes[0]:
             self._batch = (np.empty(batch_size * net.layer_sizes[0], net.dtype),
-                           np.empty(batch_size * net.layer_sizes[-1], net.dtype))
+                           np.empty(batch_size * net.layer_sizes[-1], net.dtype),
+                           np.empty(batch_size if self.w.size else 0, net.dtype))
         per_example, work = not net._head.mean, _workspace(net, batch_size)
         rule, hyper, state = optimizer.rule, optimizer.hyper, optimizer.state
         tail = (work, self._gradient_buffer(None), *self._batch)
@@ -223,7 +240,8 @@ class CompiledObjective(Objective):
         loss = 0.0
         with _running(n_threads):
             for start in range(0, n, step):
-                head = (net._params, net._layout, self.X, self.y, order[start : start + step],
+                head = (net._params, net._layout, self.X, self.y, self.w,
+                        order[start : start + step],
                         batch_size, rule, hyper, state, net.l2, per_example)
                 if n_threads > 1:  # the running loss goes in as data_scale
                     loss = _parallel.run(_parallel.EPOCH, *head, loss, *tail, *blocks)
@@ -238,8 +256,8 @@ class CompiledObjective(Objective):
         with _running(n_threads):
             for start, stop, work in _chunks(net, X.shape[0]):
                 if n_threads > 1:
-                    _threaded(_parallel.FORWARD, net, X[start:stop], X[start:stop], work,
-                              n_threads)
+                    _threaded(_parallel.FORWARD, net, X[start:stop], X[start:stop],
+                              np.empty(0, net.dtype), work, n_threads)
                     # the output layer's activations, where the serial pass puts them
                     off = fused._activation_offset(net._layout, net._layout[0] - 1, stop - start)
                 else:
@@ -255,17 +273,18 @@ class ReferenceObjective(Objective):
     def cost(self):
         net = self.net
         J = reference.cost(net.weights, net.biases, self.X, self.y, net.activations, net.loss,
-                           0.0)
+                           0.0, self.sample_weight)
         return float(self.data_scale * J + self._l2_term())
 
     def cost_and_gradient(self, params=None, out=None):
         self._set(params)
-        return self._gradient(self.X, self.y, self.data_scale, self._gradient_buffer(out))
+        return self._gradient(self.X, self.y, self.sample_weight, self.data_scale,
+                              self._gradient_buffer(out))
 
-    def _gradient(self, X, y, data_scale, grad):
+    def _gradient(self, X, y, w, data_scale, grad):
         net = self.net
         J, gW, gb = reference.cost_and_gradients(
-            net.weights, net.biases, X, y, net.activations, net.loss, net.l2, data_scale)
+            net.weights, net.biases, X, y, net.activations, net.loss, net.l2, data_scale, w)
         for l, (vW, vb) in enumerate(net._views(grad)):
             vW[...] = gW[l]
             if vb is not None:
@@ -273,16 +292,19 @@ class ReferenceObjective(Objective):
         return J, grad
 
     def epoch(self, optimizer, order, batch_size):
-        net, n = self.net, self.n_rows
+        net, n, w = self.net, self.n_rows, self.sample_weight
+        if w is not None:  # a weight counts rows: n is the weights' sum
+            n = float(np.sum(w, dtype=np.float64))
         per_example = not net._head.mean
         grad = self._gradient_buffer(None)
         loss = 0.0
-        for start in range(0, n, batch_size):
+        for start in range(0, self.n_rows, batch_size):
             idx = order[start : start + batch_size]
-            m = idx.size
+            wb = None if w is None else w[idx]
+            m = idx.size if w is None else float(np.sum(wb, dtype=np.float64)) or 1.0
             l2_cost = self._l2_term()
-            J, grad = self._gradient(self.X[idx], self.y[idx], 1.0 / m if per_example else 1.0,
-                                     grad)
+            J, grad = self._gradient(self.X[idx], self.y[idx], wb,
+                                     1.0 / m if per_example else 1.0, grad)
             loss += (J - l2_cost) * m if per_example else (J - l2_cost) * m / n
             loss += l2_cost * m / n
             optimizer.step(net._params, grad)
@@ -320,15 +342,16 @@ def _blocks(n_threads, n_rows):
 _NO_ROWS, _NO_HYPER = np.empty(0, np.int64), np.empty(0, np.float64)
 
 
-def _threaded(mode, net, X, y, work, n_threads, data_scale=1.0, grad=None, l2=None):
+def _threaded(mode, net, X, y, w, work, n_threads, data_scale=1.0, grad=None, l2=None):
     """A ``GRADIENT``, ``COST`` or ``FORWARD`` pass of :func:`fastbp.kernels._parallel.run`
-    over all rows of ``X`` (``y``: any array of ``X``'s type for ``FORWARD``), with
-    the L2 factor ``l2`` (by default the network's)."""
+    over all rows of ``X`` (``y``: any array of ``X``'s type for ``FORWARD``), the
+    rows weighted by ``w`` (or empty), with the L2 factor ``l2`` (by default the
+    network's)."""
     unused = np.empty(0, net.dtype)
-    return _parallel.run(mode, net._params, net._layout, X, y, _NO_ROWS, X.shape[0], 0,
+    return _parallel.run(mode, net._params, net._layout, X, y, w, _NO_ROWS, X.shape[0], 0,
                          _NO_HYPER, unused.reshape(0, 0), net.l2 if l2 is None else l2, False,
                          data_scale, work,
-                         unused if grad is None else grad, unused, unused,
+                         unused if grad is None else grad, unused, unused, unused,
                          *_blocks(n_threads, X.shape[0]))
 
 

@@ -169,45 +169,55 @@ def forward(weights, biases, X, activations):
     return _forward_all(weights, biases, X, activations)[0][-1]
 
 
-def head_cost_and_delta(yhat, z_out, y, output_activation, loss):
+def head_cost_and_delta(yhat, z_out, y, output_activation, loss, sample_weight=None):
     """The output head of :data:`fastbp.kernels.HEADS`: the data cost and
-    ``delta[L] = dJ/dz[L]`` for outputs ``yhat = f(z_out)`` and targets ``y`` (n, m)."""
+    ``delta[L] = dJ/dz[L]`` for outputs ``yhat = f(z_out)`` and targets ``y`` (n, m).
+
+    ``sample_weight`` (n,): row ``i`` counts ``w[i]`` times, means are over
+    ``sum(w)`` rows (1 when the weights are all 0).
+    """
     head = _tables.head(output_activation, loss)
-    n = y.shape[0]
+    if sample_weight is None:
+        w, n = 1.0, y.shape[0]
+    else:
+        w = np.asarray(sample_weight).reshape(-1, 1)
+        n = float(np.sum(w, dtype=np.float64)) or 1.0
     r = yhat - y
     if head.code in (_tables.HALF_SSE, _tables.MSE):
         if head.mean:
-            J, dJ = np.sum(r * r, dtype=np.float64) / n, 2 * r / n
+            J, dJ = np.sum(w * r * r, dtype=np.float64) / n, 2 * w * r / n
         else:
-            J, dJ = 0.5 * np.sum(r * r, dtype=np.float64), r
+            J, dJ = 0.5 * np.sum(w * r * r, dtype=np.float64), w * r
         return J, dJ * _PRIME_FROM_OUTPUT[output_activation](yhat)
     if head.code == _tables.SIGMOID_CROSS_ENTROPY:
         # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z
         softplus = np.maximum(z_out, 0) + np.log1p(np.exp(-np.abs(z_out)))
-        return np.sum(softplus - y * z_out, dtype=np.float64) / n, r / n
+        return np.sum(w * (softplus - y * z_out), dtype=np.float64) / n, w * r / n
     if head.code == _tables.SOFTMAX_CROSS_ENTROPY:
         # -sum y log softmax(z) = sum y (lse(z) - z), lse around the row's maximum
         top = np.max(z_out, axis=1, keepdims=True)
         lse = top + np.log(np.sum(np.exp(z_out - top), axis=1, keepdims=True))
-        return np.sum(y * (lse - z_out), dtype=np.float64) / n, r / n
+        return np.sum(w * y * (lse - z_out), dtype=np.float64) / n, w * r / n
     raise ValueError(f"no reference for output head {head}")
 
 
-def cost(weights, biases, X, y, activations, loss="half_sse", l2=0.0):
-    """The cost ``J`` (float): data cost plus ``(l2 / 2) * sum(W**2)`` over weights."""
+def cost(weights, biases, X, y, activations, loss="half_sse", l2=0.0, sample_weight=None):
+    """The cost ``J`` (float): data cost (rows weighted by ``sample_weight``) plus
+    ``(l2 / 2) * sum(W**2)`` over weights."""
     a, z_out = _forward_all(weights, biases, X, activations)
-    J, _ = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss)
+    J, _ = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss, sample_weight)
     return float(J + 0.5 * l2 * sum(np.sum(W * W, dtype=np.float64) for W in weights))
 
 
 def cost_and_gradients(weights, biases, X, y, activations, loss="half_sse", l2=0.0,
-                       data_scale=1.0):
-    """``(J, weight_grads, bias_grads)`` for ``data_scale * cost + (l2/2) sum W**2``.
+                       data_scale=1.0, sample_weight=None):
+    """``(J, weight_grads, bias_grads)`` for ``data_scale * cost + (l2/2) sum W**2``,
+    rows weighted by ``sample_weight`` (n,) as in :func:`head_cost_and_delta`.
 
     ``bias_grads`` is ``None`` when ``biases`` is ``None``.
     """
     a, z_out = _forward_all(weights, biases, X, activations)
-    J, delta = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss)
+    J, delta = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss, sample_weight)
     delta = delta * data_scale
     weight_grads = [None] * len(weights)
     bias_grads = None if biases is None else [None] * len(weights)

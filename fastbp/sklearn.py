@@ -16,10 +16,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_clas
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import check_random_state, column_or_1d, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import reference, threads
 from .kernels import _validation as v
@@ -56,6 +56,10 @@ _COMMON_DOC = """
         ``l2`` is not divided by the batch, so it is set to ``alpha / batch_size``
         (``alpha / n_samples`` for lbfgs); the one difference is a last, smaller
         batch of an epoch, which gets ``alpha / batch_size`` instead of ``alpha / m``.
+        With ``sample_weight`` scikit-learn divides by the weights' sum instead:
+        lbfgs does the same, sgd and adam divide by ``batch_size`` times the
+        rows' mean weight (the same for one batch an epoch, and where each
+        batch's weights average the whole data's).
     batch_size : int or "auto", default="auto"
         ``"auto"`` is ``min(200, n_samples)``; larger values are clipped, with a
         warning. Not used by lbfgs.
@@ -117,7 +121,15 @@ _COMMON_DOC = """
         None follows the input as scikit-learn does: float32 ``X`` trains (and
         predicts) in float32, any other in float64.
 
-    Not offered: ``sample_weight``, sparse input, ``MLPRegressor(loss="poisson")``.
+    ``fit(X, y, sample_weight=None)`` and ``partial_fit`` take weights as
+    scikit-learn >= 1.7 defines them: the loss of a batch is the weighted mean,
+    a weight of 0 drops a row and integer weights equal repeated rows (for
+    lbfgs, and for sgd or adam in one batch an epoch); the early-stopping split
+    takes the weights along and weights the validation score. ``loss_curve_``
+    records each epoch's weighted mean loss (scikit-learn weights each batch's
+    mean by its number of rows instead: the same for one batch an epoch).
+
+    Not offered: sparse input, ``MLPRegressor(loss="poisson")``.
     ``fit`` or ``partial_fit`` while another thread fits the same estimator raises
     a ``RuntimeError``; predicting from several threads at once is safe.
     A KeyboardInterrupt during sgd or adam ends the fit with the weights and
@@ -232,23 +244,28 @@ class _BaseMLP(BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------
 
-    def _fit(self, X, y, incremental):
+    def _fit(self, X, y, incremental, sample_weight=None):
         with _FITTING:
             if id(self) in _FITTING.ids:
                 raise RuntimeError(f"this {type(self).__name__} is being fitted by another "
                                    "thread; an estimator fits in one thread at a time")
             _FITTING.ids.add(id(self))
         try:
-            return self._fit_alone(X, y, incremental)
+            return self._fit_alone(X, y, incremental, sample_weight)
         finally:
             _FITTING.ids.discard(id(self))
 
-    def _fit_alone(self, X, y, incremental):
+    def _fit_alone(self, X, y, incremental, sample_weight):
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "_net") or not (incremental or self.warm_start)
-        X, Y = self._validate_input(X, y, incremental, reset=first)
+        X, Y, class_weights = self._validate_input(X, y, incremental, reset=first)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+        if class_weights is not None:
+            sample_weight = (class_weights if sample_weight is None
+                             else sample_weight * class_weights.astype(X.dtype))
         rs = check_random_state(self.random_state)
         if first:
             self._initialize(X.shape[1], Y.shape[1], rs, X.dtype)
@@ -259,9 +276,10 @@ class _BaseMLP(BaseEstimator):
             self._net.weights, self._net.biases = self.coefs_, self.intercepts_
         try:
             if self.solver == "lbfgs":
-                self._fit_lbfgs(X, Y)
+                self._fit_lbfgs(X, Y, sample_weight)
             else:
-                self._fit_stochastic(X, Y, rs, incremental, resume=incremental and not first)
+                self._fit_stochastic(X, Y, sample_weight, rs, incremental,
+                                     resume=incremental and not first)
         except KeyboardInterrupt:  # lbfgs: the last accepted iterate's weights
             self._keep_weights()
             raise
@@ -316,7 +334,7 @@ class _BaseMLP(BaseEstimator):
         self.validation_scores_ = [] if stopping_on_score else None
         self.best_validation_score_ = -np.inf if stopping_on_score else None
 
-    def _fit_stochastic(self, X, Y, rs, incremental, resume):
+    def _fit_stochastic(self, X, Y, sample_weight, rs, incremental, resume):
         net, scale = self._net, self._loss_scale
         if not resume:  # the network starts its records again: ours go on
             self._prior_records = (list(self.loss_curve_), list(self.validation_scores_ or []))
@@ -325,12 +343,17 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             # the split scikit-learn makes: stratified for one label column only
             stratify = Y if is_classifier(self) and self.n_outputs_ == 1 else None
-            X, X_val, Y, Y_val = train_test_split(X, Y, random_state=rs, stratify=stratify,
-                                                  test_size=self.validation_fraction)
+            weights = () if sample_weight is None else (sample_weight,)
+            X, X_val, Y, Y_val, *weights = train_test_split(
+                X, Y, *weights, random_state=rs, stratify=stratify,
+                test_size=self.validation_fraction)
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase "
                                  "'validation_fraction' or the size of your dataset.")
             validation = (X_val, Y_val)
+            if weights:  # the validation score is weighted too, as scikit-learn's
+                sample_weight, w_val = weights
+                validation += (w_val,)
         n = X.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n)
@@ -339,7 +362,10 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
                               "going to be clipped", stacklevel=4)
             batch_size = min(int(self.batch_size), n)
-        net.l2 = scale * self.alpha / batch_size
+        # scikit-learn divides a batch's L2 term by the batch's weight: here by
+        # batch_size times the rows' mean weight (the same for one batch an epoch)
+        mean_weight = 1.0 if sample_weight is None else float(np.mean(sample_weight))
+        net.l2 = scale * self.alpha / (batch_size * mean_weight)
         schedule = self.learning_rate if self.solver == "sgd" else "constant"
         if self.solver == "sgd":
             # fastbp's gradient is `scale` times scikit-learn's: shrink the step to match
@@ -395,7 +421,7 @@ class _BaseMLP(BaseEstimator):
         try:
             net.fit(X, Y, method=self.solver, epochs=1 if incremental else self.max_iter,
                     batch_size=batch_size, shuffle=bool(self.shuffle), callback=callback,
-                    **options)
+                    sample_weight=sample_weight, **options)
         except KeyboardInterrupt:  # the net is at its last completed epoch
             warnings.warn("Training interrupted by user.", stacklevel=4)  # scikit-learn's
             interrupted = True
@@ -420,10 +446,12 @@ class _BaseMLP(BaseEstimator):
                           "and the optimization hasn't converged yet.", ConvergenceWarning,
                           stacklevel=4)
 
-    def _fit_lbfgs(self, X, Y):
+    def _fit_lbfgs(self, X, Y, sample_weight):
         net, scale = self._net, self._loss_scale
         self._prior_records = ([], [])  # scikit-learn records no lbfgs curve
-        net.l2 = scale * self.alpha / X.shape[0]
+        # scikit-learn's L2 term is divided by the rows' weight
+        weight = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+        net.l2 = scale * self.alpha / weight
 
         def callback(net, iteration, loss):
             self._report(iteration, loss / scale)
@@ -434,7 +462,7 @@ class _BaseMLP(BaseEstimator):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FastbpConvergenceWarning)
                 net.fit(X, Y, method="lbfgs", max_iter=self.max_iter, max_fun=self.max_fun,
-                        tol=scale * self.tol, callback=callback)
+                        tol=scale * self.tol, callback=callback, sample_weight=sample_weight)
         except KeyboardInterrupt:  # the net is at its last accepted iterate
             self._keep_curve()
             self.best_loss_ = min(self.loss_curve_, default=np.inf)
@@ -501,6 +529,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Labels may be of any type: two classes get one sigmoid output, more classes a
     softmax output over one-hot targets, and a 0/1 indicator matrix (multi-label)
     one sigmoid output per label; the loss is the mean cross-entropy.
+
+    ``class_weight`` : None, "balanced" or dict, default=None is fastbp's own
+    parameter (after ``dtype``; scikit-learn's MLP has none), as scikit-learn's
+    linear models take it: each row's weight is multiplied by its class's,
+    ``{label: weight}`` or ``"balanced"`` (``n_samples / (n_classes *
+    count)``, from the labels of the ``fit`` call: not for ``partial_fit``,
+    which sees a part of the data), computed by scikit-learn's
+    ``compute_sample_weight``.
 """ + _COMMON_DOC + _COMMON_ATTRIBUTES + """    classes_ : ndarray (n_classes,)
         The class labels (the label columns for multi-label targets).
 """
@@ -513,11 +549,26 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dtype=None):
+                 dtype=None, class_weight=None):
         super().__init__(**_arguments(locals()))
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "sigmoid"
+
+    def _class_weights(self, y, incremental):
+        """Each row's weight from ``class_weight`` (None: no weights)."""
+        if self.class_weight is None:
+            return None
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            if incremental:
+                raise ValueError("class_weight='balanced' is not supported for partial_fit: "
+                                 "the classes' frequencies of one call are not those of the "
+                                 "data; pass class_weight=compute_class_weight('balanced', "
+                                 "classes=classes, y=y) as a dict instead")
+        elif not isinstance(self.class_weight, dict):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict of class -> "
+                             f"weight; got {self.class_weight!r}")
+        return compute_sample_weight(self.class_weight, y)
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=self._fit_dtype(reset),
@@ -538,21 +589,23 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             if len(unknown):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{self.classes_}. 'y' has {unique_labels(y)}.")
-        return X, self._label_binarizer.transform(y).astype(X.dtype)
+        return (X, self._label_binarizer.transform(y).astype(X.dtype),
+                self._class_weights(y, incremental))
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train on ``X`` (n, n_features), labels ``y`` (n,) or a 0/1 indicator
-        matrix (n, n_labels), from fresh weights.
+        matrix (n, n_labels), from fresh weights; ``sample_weight`` (n,) weighs
+        the rows (times ``class_weight``'s).
 
         Returns
         -------
         MLPClassifier
             ``self``, fitted.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``X`` (n, n_features), ``y`` (n,), continuing the
         optimizer's state; ``classes`` (all the labels) is needed on the first call.
 
@@ -573,7 +626,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         elif classes is not None and not np.array_equal(self.classes_, unique_labels(classes)):
             raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
                              f"partial_fit, was: {self.classes_!r}")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Labels for ``X`` (n, n_features): (n,), or (n, n_labels) for multi-label."""
@@ -638,21 +691,21 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                              dtype=self._fit_dtype(reset), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1)
+        return X, np.asarray(y, dtype=X.dtype).reshape(X.shape[0], -1), None
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train on ``X`` (n, n_features), targets ``y`` (n,) or (n, n_outputs),
-        from fresh weights.
+        from fresh weights; ``sample_weight`` (n,) weighs the rows.
 
         Returns
         -------
         MLPRegressor
             ``self``, fitted.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``X`` (n, n_features), ``y``, continuing the optimizer's state.
 
         Returns
@@ -660,7 +713,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         MLPRegressor
             ``self``.
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predictions for ``X`` (n, n_features): (n,) for one output, else (n, n_outputs)."""

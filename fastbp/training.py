@@ -84,20 +84,23 @@ def _options(method, options):
             low_open=True, high_open=True)
     data = opts.get("validation_data")
     if data is not None and (isinstance(data, (str, bytes)) or not hasattr(data, "__len__")
-                             or len(data) != 2):
-        raise TypeError(f"validation_data must be a pair (X_val, y_val); got {type(data).__name__}")
+                             or len(data) not in (2, 3)):
+        raise TypeError("validation_data must be a pair (X_val, y_val) or a triple (X_val, "
+                        f"y_val, sample_weight_val); got {type(data).__name__}")
     if opts.get("restore_best") and data is None and opts.get("validation_fraction") is None:
         raise ValueError("restore_best=True needs validation_data or validation_fraction")
     return opts
 
 
-def _validation_split(net, X, y, opts, rng):
-    """``(X, y, validation objective or None)``: the rows ``validation_fraction`` sets
-    aside (drawn by ``rng``), or ``validation_data``, validated like the training data."""
+def _validation_split(net, X, y, w, opts, rng):
+    """``(X, y, w, validation objective or None)``: the rows ``validation_fraction``
+    sets aside (drawn by ``rng``; their weights with them), or ``validation_data``,
+    validated like the training data."""
     if opts.get("validation_data") is not None:
-        return X, y, net.objective(*opts["validation_data"])
+        X_val, y_val, *w_val = opts["validation_data"]
+        return X, y, w, net.objective(X_val, y_val, sample_weight=w_val[0] if w_val else None)
     if opts.get("validation_fraction") is None:
-        return X, y, None
+        return X, y, w, None
     X, y = net._check_Xy(X, y)
     n = X.shape[0]
     n_val = int(np.ceil(opts["validation_fraction"] * n))
@@ -106,13 +109,19 @@ def _validation_split(net, X, y, opts, rng):
                          "no row to train on or none to validate on")
     rows = rng.permutation(n)
     val, train = np.sort(rows[:n_val]), np.sort(rows[n_val:])
-    return X[train], y[train], net.objective(X[val], y[val])
+    if w is None:
+        return X[train], y[train], None, net.objective(X[val], y[val])
+    w = net._check_weights(w, X)
+    if not w[train].any() or not w[val].any():
+        raise ValueError(f"validation_fraction={opts['validation_fraction']} leaves the "
+                         "training or the validation rows with sample_weight all 0")
+    return X[train], y[train], w[train], net.objective(X[val], y[val], sample_weight=w[val])
 
 
-def fit(net, X, y, method="sgd", **options):
+def fit(net, X, y, method="sgd", sample_weight=None, **options):
     """Train ``net`` in place; see :meth:`fastbp.Network.fit`."""
     opts = _options(method, options)
-    on_dask = _dask.any_dask(X, y)  # dask arrays: fastbp.dask
+    on_dask = _dask.any_dask(X, y, sample_weight)  # dask arrays: fastbp.dask
     if on_dask:
         _dask.check_fit_options(opts)
     optimizer = validation = None
@@ -130,11 +139,11 @@ def fit(net, X, y, method="sgd", **options):
             rng, order = net._shuffle_state
         else:
             rng, order = v.generator(opts.get("seed")), None
-        X, y, validation = _validation_split(net, X, y, opts, rng)
+        X, y, sample_weight, validation = _validation_split(net, X, y, sample_weight, opts, rng)
     if on_dask:  # one task per chunk, validated (targets' range too) where it runs
-        objective = _dask.fit_objective(net, X, y, method)
+        objective = _dask.fit_objective(net, X, y, method, sample_weight)
     else:
-        objective = net.objective(X, y)
+        objective = net.objective(X, y, sample_weight=sample_weight)
         _check_targets_reachable(net, objective.y)
     if optimizer is not None:
         if resume:
@@ -239,7 +248,8 @@ def _fit_minibatch(net, objective, optimizer, epochs, batch_size, shuffle, rng, 
                     "the end of the previous epoch (try a smaller learning_rate)"
                 )
             if validation is not None:
-                net.validation_scores_.append(net._score(validation.X, validation.y))
+                net.validation_scores_.append(
+                    net._score(validation.X, validation.y, validation.sample_weight))
             net.loss_curve_.append(loss)
             net.n_iter_ = epoch
         except BaseException:

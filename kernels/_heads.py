@@ -6,6 +6,12 @@ A head sees the output activations ``a`` and pre-activations ``z`` (flat,
 ``data_scale`` and, when asked, overwrites ``a`` by ``data_scale * dJ/dz``.
 Means are over ``n_mean`` rows: a parallel pass hands each head a block of the
 batch's rows, and the blocks' costs add up to the batch's.
+
+Sample weights: ``w`` holds one weight per row (empty: every row weighs 1). A
+row's cost and delta are multiplied by its weight and means are over the
+weights' sum (the caller's ``n_mean``), so a weight of ``k`` counts a row ``k``
+times and a weight of 0 drops it. Multiplying by a weight of 1 is exact: the
+unweighted pass gives the same bits either way.
 Adding a head: its row in the table, one branch here, its twin in
 :func:`fastbp.reference.head_cost_and_delta`.
 """
@@ -17,37 +23,49 @@ from ._jit import inlined_kernel, kernel
 from ._tables import HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
 
 
+@kernel
+def _row_weight(w, r):
+    """The weight of row ``r`` (1 without weights)."""
+    return w[r] if w.size > 0 else 1.0
+
+
 @inlined_kernel
-def _squared_error(a, y, code, n_mean, data_scale, with_delta, mean):
+def _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, mean):
     """Half the summed squared error (``mean``: the mean over rows of the full
     squared error); delta ``(a - y) f'(z)`` scaled alike."""
     one = a.dtype.type(1.0)
     scale = data_scale * (2.0 / n_mean if mean else 1.0)
     cost = 0.0
-    for i in range(y.size):
-        r = a[i] - y[i]
-        cost += r * r
-        if with_delta:
-            a[i] = r * scale * prime_from_output(a[i], code, one)
+    for row in range(n):
+        wr = _row_weight(w, row)
+        s = scale * wr
+        for i in range(row * m, (row + 1) * m):
+            r = a[i] - y[i]
+            cost += wr * (r * r)
+            if with_delta:
+                a[i] = r * s * prime_from_output(a[i], code, one)
     return cost * (data_scale / n_mean if mean else 0.5 * data_scale)
 
 
 @inlined_kernel
-def _sigmoid_cross_entropy(a, z, y, n_mean, data_scale, with_delta):
+def _sigmoid_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
     """Mean over rows of the summed binary cross-entropy of ``sigmoid(z)``:
     ``softplus(z) - y z`` per entry, finite at any finite ``z``; delta ``s(z) - y``."""
     scale = data_scale / n_mean
     cost = 0.0
-    for i in range(y.size):
-        zi = z[i]
-        cost += max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi
-        if with_delta:
-            a[i] = (a[i] - y[i]) * scale
+    for row in range(n):
+        wr = _row_weight(w, row)
+        s = scale * wr
+        for i in range(row * m, (row + 1) * m):
+            zi = z[i]
+            cost += wr * (max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi)
+            if with_delta:
+                a[i] = (a[i] - y[i]) * s
     return cost * scale
 
 
 @inlined_kernel
-def _softmax_cross_entropy(a, z, y, n, m, n_mean, data_scale, with_delta):
+def _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
     """Mean over rows of ``-sum_j y_j log softmax(z)_j = sum_j y_j (lse(z) - z_j)``,
     the log-sum-exp taken around the row's maximum (finite at any finite ``z``);
     delta ``softmax(z) - y``."""
@@ -61,24 +79,28 @@ def _softmax_cross_entropy(a, z, y, n, m, n_mean, data_scale, with_delta):
             if z[j] > z[k]:
                 k = j
         lse = z[k] - np.log(float(a[k]))
+        wr = _row_weight(w, r)
         for j in range(r * m, (r + 1) * m):
-            cost += y[j] * (lse - z[j])
+            cost += wr * (y[j] * (lse - z[j]))
     if with_delta:
-        for i in range(n * m):
-            a[i] = (a[i] - y[i]) * scale
+        for r in range(n):
+            s = scale * _row_weight(w, r)
+            for i in range(r * m, (r + 1) * m):
+                a[i] = (a[i] - y[i]) * s
     return cost * scale
 
 
 @kernel
-def cost_and_delta(a, z, y, head, code, n, n_mean, data_scale, with_delta):
-    """The scaled data cost of head ``head`` (float64) on ``n`` rows, means taken
-    over ``n_mean`` rows; with ``with_delta`` the scaled ``dJ/dz[L]`` replaces
-    ``a``. ``code``: the output activation."""
+def cost_and_delta(a, z, y, w, head, code, n, n_mean, data_scale, with_delta):
+    """The scaled data cost of head ``head`` (float64) on ``n`` rows weighted by
+    ``w`` (empty: unweighted), means taken over ``n_mean`` rows (the weights'
+    sum); with ``with_delta`` the scaled ``dJ/dz[L]`` replaces ``a``. ``code``:
+    the output activation."""
+    m = y.size // max(n, 1)
     if head == HALF_SSE or head == MSE:
-        return _squared_error(a, y, code, n_mean, data_scale, with_delta, head == MSE)
+        return _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, head == MSE)
     if head == SIGMOID_CROSS_ENTROPY:
-        return _sigmoid_cross_entropy(a, z, y, n_mean, data_scale, with_delta)
+        return _sigmoid_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
     if head == SOFTMAX_CROSS_ENTROPY:
-        return _softmax_cross_entropy(a, z, y, n, y.size // max(n, 1), n_mean, data_scale,
-                                      with_delta)
+        return _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
     raise ValueError("unknown output head code (see kernels/_tables.py HEADS)")

@@ -179,17 +179,31 @@ def _weight_step(src, a_off, work, d_off, params, grad, w, n, n_in, n_out, l2, l
                      l2, lr)
 
 
+@kernel
+def weight_sum(w, n):
+    """What the ``n`` rows weigh together: ``n`` without weights (``w`` empty), else
+    the sum of ``w``; a batch whose weights are all 0 counts 1, so that its
+    (zero) data terms stay finite."""
+    if w.size == 0:
+        return float(n)
+    total = 0.0
+    for i in range(w.size):
+        total += w[i]
+    return total if total > 0.0 else 1.0
+
+
 @inlined_kernel
-def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale, lr):
+def _cost_and_gradient(params, layout, x, y, w, n, n_mean, work, grad, l2, data_scale, lr):
     """Cost of the batch, as ``(data cost, L2 term)``, and its gradient into
     ``grad``; with ``lr != 0`` the SGD step ``params -= lr * gradient`` instead
-    (``grad`` then holds only the bias gradients)."""
+    (``grad`` then holds only the bias gradients). Rows weighted by ``w``
+    (empty: unweighted), means over ``n_mean``."""
     n_layers = layout[0]
     out_off = _forward(params, layout, x, n, work)
     z_out, scratch = _sections(layout, n)
     m = n * _size(layout, n_layers)
-    cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y, layout[1],
-                          _act(layout, n_layers - 1), n, n, data_scale, True)
+    cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y, w,
+                          layout[1], _act(layout, n_layers - 1), n, n_mean, data_scale, True)
     l2_cost = 0.0
     for l in range(n_layers - 1, -1, -1):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
@@ -220,26 +234,31 @@ def _cost_and_gradient(params, layout, x, y, n, work, grad, l2, data_scale, lr):
 
 
 @entry_kernel
-def cost_and_gradient(params, layout, X, y, work, grad, l2, data_scale):
+def cost_and_gradient(params, layout, X, y, w, work, grad, l2, data_scale):
     """Cost ``data_scale * loss + (l2/2) sum W**2`` and its gradient into ``grad``.
 
-    ``X`` (n, n0) and ``y`` (n, nL) are C-contiguous of the params' dtype; ``grad``
-    has the shape and layout of ``params``. Returns the cost as float64.
+    ``X`` (n, n0) and ``y`` (n, nL) are C-contiguous of the params' dtype, ``w`` the
+    rows' weights (n,) or empty; ``grad`` has the shape and layout of ``params``.
+    Returns the cost as float64.
     """
+    n = X.shape[0]
     data_cost, l2_cost = _cost_and_gradient(params, layout, X.reshape(X.size),
-                                            y.reshape(y.size), X.shape[0], work, grad, l2,
-                                            data_scale, params.dtype.type(0.0))
+                                            y.reshape(y.size), w, n, weight_sum(w, n), work,
+                                            grad, l2, data_scale, params.dtype.type(0.0))
     return data_cost + l2_cost
 
 
 @kernel
-def gather_rows(X, y, order, start, lo, hi, X_batch, y_batch):
+def gather_rows(X, y, w, order, start, lo, hi, X_batch, y_batch, w_batch):
     """Rows ``lo..hi`` of the batch that starts at ``order[start]``: rows
-    ``order[start + r]`` of ``X`` and ``y`` into row ``r`` of the flat batch buffers
-    (slices indexed from 0, so the copies vectorise)."""
+    ``order[start + r]`` of ``X`` and ``y`` (and of the weights ``w``, unless
+    empty) into row ``r`` of the flat batch buffers (slices indexed from 0, so
+    the copies vectorise)."""
     n_in, n_out = X.shape[1], y.shape[1]
     for r in range(lo, hi):
         src = order[start + r]
+        if w.size > 0:
+            w_batch[r] = w[src]
         x_row, x_dst = X[src], X_batch[r * n_in : (r + 1) * n_in]
         y_row, y_dst = y[src], y_batch[r * n_out : (r + 1) * n_out]
         for j in range(n_in):
@@ -249,8 +268,8 @@ def gather_rows(X, y, order, start, lo, hi, X_batch, y_batch):
 
 
 @entry_kernel
-def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state, l2,
-                    per_example, work, grad, X_batch, y_batch, loss):
+def minibatch_epoch(params, layout, X, y, w, order, batch_size, rule, hyper, state, l2,
+                    per_example, work, grad, X_batch, y_batch, w_batch, loss):
     """Mini-batch steps by update rule ``rule`` (``_optimizers.py``, with its
     ``hyper`` and ``state``) over the rows in ``order``, in place on ``params``:
     a whole epoch, or one slice of it (whole batches; an epoch can then be
@@ -259,7 +278,8 @@ def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state,
     Rows are visited in ``order``; each batch of ``batch_size`` of them is gathered
     into the flat buffers ``X_batch``/``y_batch`` and stepped on the gradient of the
     batch's mean cost (``per_example``: divide the data cost by the batch size, for
-    sum-type costs).
+    sum-type costs). With weights ``w`` (else empty) a batch's mean is over its
+    weights' sum and the epoch's over all of ``w``; ``w_batch`` holds a batch's.
 
     Returns ``loss`` (the loss of the epoch's earlier slices, 0.0 for the first)
     plus this slice's share of the epoch's loss, in the units of
@@ -268,19 +288,22 @@ def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state,
     it stepped from, the L2 term weighted by the batch's rows): no second pass over
     the data, and slices added up in this order give one call's bits.
     """
-    n = X.shape[0]  # the epoch's rows: what a mean-type loss is weighted by
+    # the epoch's rows (or weight): what a mean-type loss is weighted by
+    n = weight_sum(w, X.shape[0])
     n_out = y.shape[1]
     # plain SGD steps inside the pass's BLAS calls; other rules need the gradient
     step = params.dtype.type(hyper[0] if rule == SGD_RULE else 0.0)
     for start in range(0, order.size, batch_size):
         m = min(batch_size, order.size - start)
-        gather_rows(X, y, order, start, ZERO_OFFSET, m, X_batch, y_batch)
+        gather_rows(X, y, w, order, start, ZERO_OFFSET, m, X_batch, y_batch, w_batch)
+        wb = w_batch[: m if w.size > 0 else 0]
+        weight = weight_sum(wb, m)
         data_cost, l2_cost = _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out],
-                                                m, work, grad, l2,
-                                                1.0 / m if per_example else 1.0, step)
+                                                wb, m, weight, work, grad, l2,
+                                                1.0 / weight if per_example else 1.0, step)
         # a sum-type cost adds up over batches; a mean-type one is weighted by rows
-        loss += data_cost * m if per_example else data_cost * m / n
-        loss += l2_cost * m / n
+        loss += data_cost * weight if per_example else data_cost * weight / n
+        loss += l2_cost * weight / n
         if rule != SGD_RULE:
             begin_step(rule, hyper)
             apply_update(rule, params, grad, hyper, state, ZERO_OFFSET, params.size)
@@ -288,7 +311,7 @@ def minibatch_epoch(params, layout, X, y, order, batch_size, rule, hyper, state,
 
 
 @entry_kernel
-def cost_only(params, layout, X, y, work, l2):
+def cost_only(params, layout, X, y, w, work, l2):
     """The cost of :func:`cost_and_gradient` without the backward pass."""
     n = X.shape[0]
     n_layers = layout[0]
@@ -296,7 +319,8 @@ def cost_only(params, layout, X, y, work, l2):
     z_out, _ = _sections(layout, n)
     m = y.size
     cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y.reshape(m),
-                          layout[1], _act(layout, n_layers - 1), n, n, 1.0, False)
+                          w, layout[1], _act(layout, n_layers - 1), n, weight_sum(w, n), 1.0,
+                          False)
     if l2 == 0.0:
         return cost
     l2_cost = 0.0

@@ -40,6 +40,7 @@ from ._network import (
     _w_off,
     gather_rows,
     weight_rows_step,
+    weight_sum,
 )
 from ._optimizers import apply_update, begin_step
 from ._tables import SGD_RULE
@@ -101,17 +102,18 @@ def _forward_rows(params, layout, x, n, lo, hi, work):
 
 
 @kernel
-def _rows_step(params, layout, x, y, n, lo, hi, work, data_scale, backward):
+def _rows_step(params, layout, x, y, w, n, n_mean, lo, hi, work, data_scale, backward):
     """Step 1 for rows ``[lo, hi)``: forward pass, their share of the scaled data
-    cost (returned) and, with ``backward``, every layer's delta for these rows."""
+    cost (returned) and, with ``backward``, every layer's delta for these rows
+    (weighted by ``w``, the pass's weights or empty; means over ``n_mean``)."""
     _forward_rows(params, layout, x, n, lo, hi, work)
     n_layers = layout[0]
     rows, m = hi - lo, _size(layout, n_layers)
     out = _activation_offset(layout, n_layers - 1, n) + lo * m
     z = _sections(layout, n)[0] + lo * m
     cost = cost_and_delta(work[out : out + rows * m], work[z : z + rows * m],
-                          y[lo * m : hi * m], layout[1], _act(layout, n_layers - 1), rows, n,
-                          data_scale, backward)
+                          y[lo * m : hi * m], w[lo : hi] if w.size > 0 else w[:0], layout[1],
+                          _act(layout, n_layers - 1), rows, n_mean, data_scale, backward)
     if backward:
         for l in range(n_layers - 1, 0, -1):
             n_in, n_out = _size(layout, l), _size(layout, l + 1)
@@ -184,8 +186,8 @@ EPOCH, GRADIENT, COST, FORWARD = (np.int64(k) for k in range(4))
 
 
 @parallel_kernel
-def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, per_example,
-        data_scale, work, grad, X_batch, y_batch, n_blocks, partial):
+def run(mode, params, layout, X, y, w, order, batch_size, rule, hyper, state, l2, per_example,
+        data_scale, work, grad, X_batch, y_batch, w_batch, n_blocks, partial):
     """Every threaded pass, in ``n_blocks`` blocks; one entry point, so that Numba
     compiles the parallel machinery once per dtype (each entry point costs seconds).
 
@@ -193,6 +195,7 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
       whole epoch or a slice of whole batches, gathered into ``X_batch``/``y_batch``);
       ``data_scale`` is the loss of the epoch's earlier slices (0.0 for the first),
       returned with this slice's share added, as the serial pass's ``loss``.
+      Weights ``w`` (or empty) as there, a batch's gathered into ``w_batch``.
     - ``GRADIENT``: :func:`._network.cost_and_gradient` over all rows at
       ``data_scale``, the gradient into ``grad``; returns the cost.
     - ``COST``: the data cost alone (``data_scale`` 1, no L2 term).
@@ -200,12 +203,15 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
       serial :func:`._network.forward_pass` puts it. Returns 0.
 
     Outside ``EPOCH``, ``batch_size`` is the number of rows and ``order``,
-    ``rule``, ``hyper``, ``state``, ``X_batch``, ``y_batch`` are not used (any
-    arrays of their types). ``partial``: float64 scratch of ``n_blocks``.
+    ``rule``, ``hyper``, ``state``, ``X_batch``, ``y_batch``, ``w_batch`` are not
+    used (any arrays of their types); ``w`` weighs the rows of ``X``.
+    ``partial``: float64 scratch of ``n_blocks``.
     """
-    n = X.shape[0]  # an epoch's rows, whatever part of them ``order`` holds
+    # an epoch's rows (or weight), whatever part of them ``order`` holds
+    n = weight_sum(w, X.shape[0])
+    weighted = w.size > 0
     gather = mode == EPOCH
-    n_rows = order.size if gather else n
+    n_rows = order.size if gather else X.shape[0]
     backward = mode == EPOCH or mode == GRADIENT
     x_all, y_all = X.reshape(X.size), y.reshape(y.size)
     step = params.dtype.type(hyper[0] if gather and rule == SGD_RULE else 0.0)
@@ -214,18 +220,25 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
         m = min(batch_size, n_rows - start)
         row_blocks = min(n_blocks, m)
         if gather:
-            x, yb, scale = X_batch, y_batch, 1.0 / m if per_example else 1.0
+            if weighted:  # the batch's weights first: its mean is over their sum
+                for r in range(m):
+                    w_batch[r] = w[order[start + r]]
+            wb = w_batch[: m if weighted else 0]
+            weight = weight_sum(wb, m)
+            x, yb, scale = X_batch, y_batch, 1.0 / weight if per_example else 1.0
         else:
+            wb, weight = w[: w.size], n
             x, yb, scale = x_all, y_all, data_scale if mode == GRADIENT else 1.0
         for t in prange(row_blocks):
             lo, hi = _block(m, np.int64(t), row_blocks)
             if gather:
-                gather_rows(X, y, order, start, lo, hi, X_batch, y_batch)
+                gather_rows(X, y, wb[:0], order, start, lo, hi, X_batch, y_batch, wb)
             if mode == FORWARD:
                 _forward_rows(params, layout, x, m, lo, hi, work)
                 partial[t] = 0.0
             else:
-                partial[t] = _rows_step(params, layout, x, yb, m, lo, hi, work, scale, backward)
+                partial[t] = _rows_step(params, layout, x, yb, wb, m, weight, lo, hi, work,
+                                        scale, backward)
         data_cost = _in_order(partial, row_blocks)
         l2_cost = 0.0
         if backward:
@@ -238,6 +251,6 @@ def run(mode, params, layout, X, y, order, batch_size, rule, hyper, state, l2, p
         if not gather:
             return data_cost + l2_cost
         # a sum-type cost adds up over batches; a mean-type one is weighted by rows
-        loss += data_cost * m if per_example else data_cost * m / n
-        loss += l2_cost * m / n
+        loss += data_cost * weight if per_example else data_cost * weight / n
+        loss += l2_cost * weight / n
     return loss

@@ -79,6 +79,26 @@ def as_array(x, name, *, dtype=None, ndim=2, finite=False):
     return out
 
 
+def sample_weights(w, n, dtype, name="sample_weight", all_zero=False):
+    """``w`` as the (n,) weights of ``n`` rows, C-contiguous of ``dtype``: real,
+    finite, non-negative and not all 0 (unless ``all_zero``: a part of the rows);
+    None stays None (every row weighs 1)."""
+    if w is None:
+        return None
+    arr = _to_ndarray(w, name)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must be a 1-D array of one weight per row ({n}); "
+                         f"got shape {arr.shape}")
+    arr = as_array(arr, name, dtype=dtype, ndim=1, finite=True)
+    if arr is w:  # the weights are read, and a caller's array is never written, but
+        arr = arr.copy()  # a later change to it must not reach an objective made now
+    if (arr < 0).any():
+        raise ValueError(f"{name} must not be negative; got a minimum of {arr.min()}")
+    if not all_zero and not arr.any():
+        raise ValueError(f"{name} must not be all 0: no row would count")
+    return arr
+
+
 #: Elements per dot product in :func:`all_finite`: OpenBLAS runs a longer one on
 #: its own threads (above 10 000), which then spin idle for a while and took a
 #: core from the threaded pass that followed the validation.

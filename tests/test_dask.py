@@ -258,6 +258,53 @@ def test_unshuffled_streamed_epochs_are_the_in_memory_ones(client, method, optio
     np.testing.assert_allclose(nets[1].loss_curve_, nets[0].loss_curve_, rtol=1e-12)
 
 
+def _weights(seed=3):
+    w = np.random.default_rng(seed).integers(0, 4, N).astype(float)
+    w[30:37] = 0.0  # the second chunk weighs nothing
+    return w
+
+
+@pytest.mark.parametrize("loss, output", HEADS)
+@pytest.mark.parametrize("scheduler", ["client", "threads"])
+def test_weighted_passes_and_fits_equal_in_memory(client, loss, output, scheduler):
+    X, y = _data()
+    w = _weights()
+    Xd, yd, wd = _dask(X, y, w)
+    net = _net(loss, output)
+    with dask.config.set(scheduler="threads") if scheduler == "threads" else client.as_current():
+        J, gW, _ = net.cost_and_gradients(X, y, sample_weight=w)
+        for weights in (wd, w):  # dask weights, or in memory (chunked like X)
+            Jd, gWd, _ = net.cost_and_gradients(Xd, yd, sample_weight=weights)
+            assert Jd == pytest.approx(J, rel=1e-12) and _rel(gWd[0], gW[0]) < 1e-12
+        assert net.cost(Xd, yd, sample_weight=wd) == pytest.approx(
+            net.cost(X, y, sample_weight=w), rel=1e-12)
+        for method, options in (("gd", dict(epochs=3, learning_rate=0.01)),
+                                ("sgd", dict(epochs=2, batch_size=8, shuffle=False,
+                                             learning_rate=0.05, momentum=0.5)),
+                                ("adam", dict(epochs=2, batch_size=8, shuffle=False))):
+            nets = [_net(loss, output), _net(loss, output)]
+            nets[0].fit(X, y, method=method, sample_weight=w, **options)
+            nets[1].fit(Xd, yd, method=method, sample_weight=wd, **options)
+            assert _rel(nets[1].get_params(), nets[0].get_params()) < 1e-12, method
+            np.testing.assert_allclose(nets[1].loss_curve_, nets[0].loss_curve_, rtol=1e-12)
+
+
+def test_dask_weights_are_checked_by_name(client):
+    X, y = _data()
+    Xd, yd = _dask(X, y)
+    net = _net()
+    with pytest.raises(ValueError, match="sample_weight's chunks"):
+        net.cost(Xd, yd, sample_weight=da.from_array(np.ones(N), chunks=50))
+    with pytest.raises(ValueError, match="sample_weight must be a 1-D array"):
+        net.cost(Xd, yd, sample_weight=np.ones(N - 1))
+    bad = np.ones(N)
+    bad[40] = -1.0
+    with pytest.raises(ValueError, match=r"sample_weight must not be negative.*rows 37:78"):
+        net.cost(Xd, yd, sample_weight=da.from_array(bad, chunks=CHUNKS))
+    with pytest.raises(ValueError, match="sample_weight must not be all 0"):
+        net.cost(Xd, yd, sample_weight=da.zeros(N, chunks=CHUNKS))
+
+
 def test_sgd_over_dask_trains_and_is_reproducible_with_a_seed(client):
     X, y = _data()
     Xd, yd = _dask(X, y)

@@ -54,7 +54,7 @@ def engine(request, monkeypatch):
     real, calls = getattr(module, name), []
 
     def counted(*args):
-        calls.append(args[4].size if module is serial else args[5].size)  # rows in the slice
+        calls.append(args[5].size if module is serial else args[6].size)  # rows in the slice
         if len(calls) == getattr(counted, "interrupt_at", 0):
             real(*args)
             raise KeyboardInterrupt  # a signal arriving during the call: raised after it

@@ -33,7 +33,7 @@ def test_an_unknown_code_fails_loudly_in_the_compiled_dispatch():
     with pytest.raises(ValueError, match="unknown activation code"):
         _activations.backprop_through(z, z.copy(), np.int64(99))
     with pytest.raises(ValueError, match="unknown output head code"):
-        _heads.cost_and_delta(z, z, z, np.int64(99), np.int64(0), 2, 2, 1.0, True)
+        _heads.cost_and_delta(z, z, z, z[:0], np.int64(99), np.int64(0), 2, 2.0, 1.0, True)
     with pytest.raises(ValueError, match="unknown update rule code"):
         _optimizers.apply_update(np.int64(99), z, z, np.zeros(5), np.zeros((2, 6)), 0, 6)
 

@@ -23,7 +23,10 @@ from sklearn.model_selection import (  # noqa: E402
 )
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.estimator_checks import (  # noqa: E402
+    check_sample_weight_equivalence_on_dense_data,
+    parametrize_with_checks,
+)
 
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
@@ -41,6 +44,24 @@ compiled_only = pytest.mark.skipif(numba.config.DISABLE_JIT,
 @parametrize_with_checks([MLPClassifier(), MLPRegressor()])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+# scikit-learn checks its own MLPs' weights with lbfgs (the classifier) and sgd (the
+# regressor): integer weights equal repeated rows for full batches, which the
+# checks' small data sets make of sgd's and adam's too.
+@compiled_only
+@no_convergence_warning
+@pytest.mark.parametrize("estimator", [
+    MLPClassifier(solver="lbfgs"), MLPRegressor(solver="lbfgs"),
+    MLPRegressor(solver="sgd", tol=1e-2, random_state=42),
+    MLPClassifier(solver="sgd", tol=1e-2, random_state=42),
+], ids=["classifier-lbfgs", "regressor-lbfgs", "regressor-sgd", "classifier-sgd"])
+def test_sample_weights_equal_repeated_rows_as_sklearn_checks_them(estimator):
+    check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
+
+
+#: fastbp's parameters that scikit-learn's MLPs do not take
+FASTBP_EXTRAS = ("dtype", "class_weight")
 
 
 def _blobs(n=120, n_classes=3, seed=0):
@@ -156,7 +177,7 @@ def test_partial_fit_api():
 
 def _sklearn_twin(ours, **extra):
     """sklearn.neural_network's estimator with the same parameters."""
-    params = {k: val for k, val in ours.get_params().items() if k != "dtype"}
+    params = {k: val for k, val in ours.get_params().items() if k not in FASTBP_EXTRAS}
     twin = getattr(neural_network, type(ours).__name__)
     return twin(**{**params, **extra})
 
@@ -409,7 +430,9 @@ def test_scikit_learns_signature_and_errors_naming_the_class(Estimator):
     twin = getattr(neural_network, Estimator.__name__)
     ours = inspect.signature(Estimator).parameters
     theirs = inspect.signature(twin).parameters
-    assert list(ours)[: len(theirs)] == list(theirs) and list(ours)[len(theirs):] == ["dtype"]
+    extras = [name for name in FASTBP_EXTRAS if name in ours]
+    assert list(ours)[: len(theirs)] == list(theirs) and list(ours)[len(theirs):] == extras
+    assert extras == (["dtype", "class_weight"] if Estimator is MLPClassifier else ["dtype"])
     for name, p in theirs.items():
         assert ours[name].default == p.default and ours[name].kind == p.kind, name
     with pytest.raises(TypeError, match=f"^{Estimator.__name__}.__init__"):
@@ -459,3 +482,99 @@ def test_a_diverging_fit_raises_or_with_early_stopping_keeps_the_best_epoch(monk
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         three.fit(X, y)
     np.testing.assert_array_equal(reg.predict(X), three.predict(X))  # the best of three
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator, task", [
+    (MLPClassifier, "binary"), (MLPClassifier, "multiclass"), (MLPRegressor, "one output")])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("batches", ["one", "three"])
+def test_sample_weight_takes_sklearns_steps(Estimator, task, solver, batches):
+    """With the same settings and weights, scikit-learn's weights after a few
+    epochs (or lbfgs iterations). Its L2 term in a batch is divided by the
+    batch's weight, fastbp's by the batch size times the mean weight: the same
+    for one batch an epoch, and without an L2 term for any batches."""
+    if solver == "lbfgs" and batches == "three":
+        pytest.skip("lbfgs takes no batches")
+    X, codes = _blobs(n=120, n_classes=3)
+    y = {"binary": codes == 1, "multiclass": codes, "one output": X @ np.arange(5.0)}[task]
+    w = np.random.default_rng(0).uniform(0.0, 3.0, 120)
+    w[:7] = 0.0
+    one = batches == "one"
+    ours = Estimator(hidden_layer_sizes=(6,), solver=solver, batch_size=120 if one else 40,
+                     alpha=0.3 if one else 0.0, learning_rate_init=0.01, max_iter=6,
+                     shuffle=False, random_state=1, activation="tanh",
+                     epsilon=1e-14).fit(X, y, sample_weight=w)
+    twin = _sklearn_twin(ours).fit(X, y, sample_weight=w)
+    rtol = 1e-6 if solver == "adam" else 1e-9
+    for a, b in zip(ours.coefs_ + ours.intercepts_, twin.coefs_ + twin.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    if solver == "lbfgs":
+        assert ours.loss_ == pytest.approx(twin.loss_, rel=rtol)
+    elif batches == "one":  # scikit-learn then records the weighted mean too
+        np.testing.assert_allclose(ours.loss_curve_, twin.loss_curve_, rtol=rtol)
+    unweighted = clone(ours).fit(X, y)
+    assert not np.allclose(unweighted.coefs_[0], ours.coefs_[0])
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("Estimator", [MLPClassifier, MLPRegressor])
+def test_sample_weight_with_early_stopping_as_sklearn(Estimator):
+    """The same split of rows and weights, the validation score weighted as
+    scikit-learn's, the same stopping epoch."""
+    X, codes = _blobs(n=200, n_classes=2, seed=4)
+    y = codes if Estimator is MLPClassifier else X @ np.arange(5.0) + 0.5 * codes
+    w = np.random.default_rng(2).integers(0, 4, 200).astype(float)
+    ours = Estimator(hidden_layer_sizes=(5,), solver="sgd", early_stopping=True, alpha=0.0,
+                     validation_fraction=0.2, batch_size=20, shuffle=False, max_iter=150,
+                     n_iter_no_change=4, tol=1e-3, learning_rate_init=0.02, random_state=0,
+                     activation="logistic").fit(X, y, sample_weight=w)
+    twin = _sklearn_twin(ours).fit(X, y, sample_weight=w)
+    assert ours.n_iter_ == twin.n_iter_ < 150
+    np.testing.assert_allclose(ours.validation_scores_, twin.validation_scores_, rtol=1e-8)
+    np.testing.assert_allclose(ours.predict(X), twin.predict(X), rtol=1e-7, atol=1e-9)
+
+
+def test_partial_fit_takes_sample_weight():
+    X, codes = _blobs(n=90, n_classes=3)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, 90)
+    ours = MLPClassifier(hidden_layer_sizes=(4,), solver="sgd", batch_size=30, shuffle=False,
+                         alpha=0.0, random_state=0)
+    twin = _sklearn_twin(ours)
+    for est in (ours, twin):
+        est.partial_fit(X, codes, w, classes=[0, 1, 2])
+        est.partial_fit(X, codes, sample_weight=w)
+    for a, b in zip(ours.coefs_, twin.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 1.0, 1: 5.0, 2: 0.5}])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_class_weight_weighs_each_row_by_its_class(class_weight, solver):
+    from sklearn.utils import compute_sample_weight
+
+    X, codes = _blobs(n=150, n_classes=3, seed=2)
+    keep = np.r_[np.flatnonzero(codes != 1), np.flatnonzero(codes == 1)[:10]]  # unbalanced
+    X, codes = X[keep], codes[keep]
+    params = dict(hidden_layer_sizes=(5,), solver=solver, max_iter=20, random_state=0)
+    by_class = MLPClassifier(class_weight=class_weight, **params).fit(X, codes)
+    w = compute_sample_weight(class_weight, codes)
+    by_rows = MLPClassifier(**params).fit(X, codes, sample_weight=w)
+    for a, b in zip(by_class.coefs_, by_rows.coefs_):
+        np.testing.assert_array_equal(a, b)
+    both = MLPClassifier(class_weight=class_weight, **params).fit(X, codes, sample_weight=w)
+    squared = MLPClassifier(**params).fit(X, codes, sample_weight=w * w)
+    np.testing.assert_allclose(both.coefs_[0], squared.coefs_[0], rtol=1e-12)
+    assert not np.allclose(MLPClassifier(**params).fit(X, codes).coefs_[0], by_class.coefs_[0])
+
+
+def test_class_weight_refusals():
+    X, codes = _blobs(n=30)
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported for "
+                                         "partial_fit"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, codes, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="class_weight must be None, 'balanced' or a dict"):
+        MLPClassifier(class_weight="even").fit(X, codes)
+    with pytest.raises(ValueError, match="sample_weight must not be negative"):
+        MLPClassifier().fit(X, codes, sample_weight=-np.ones(30))

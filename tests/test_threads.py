@@ -84,7 +84,8 @@ def _gradient(sizes, X, y, dtype):
                          loss="cross_entropy", l2=0.01, dtype=dtype, seed=1)
     work = np.empty(serial.workspace_size(net._layout, X.shape[0]), dtype)
     grad = np.empty_like(net._params)
-    J = objective._threaded(_parallel.GRADIENT, net, X, y, work, 1, 1.0, grad)
+    J = objective._threaded(_parallel.GRADIENT, net, X, y, np.empty(0, dtype), work, 1, 1.0,
+                            grad)
     return J, grad, net
 
 
@@ -104,7 +105,8 @@ def test_same_blocks_same_bits_and_any_blocks_within_rounding(dtype, rng, monkey
     J0, g0, net = results[1]
     work = np.empty(serial.workspace_size(net._layout, 61), dtype)
     grad = np.empty_like(g0)
-    J_serial = serial.cost_and_gradient(net._params, net._layout, X, y, work, grad, 0.01, 1.0)
+    J_serial = serial.cost_and_gradient(net._params, net._layout, X, y, np.empty(0, dtype),
+                                        work, grad, 0.01, 1.0)
     rtol = TOLERANCES[np.dtype(dtype)]["rtol"]
     for J, g, _ in results.values():
         assert_close(g, grad, dtype)
