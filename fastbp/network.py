@@ -462,6 +462,9 @@ def _check_targets(y, head):
     if head.targets == "unit" and ((y < 0).any() or (y > 1).any()):
         raise ValueError(f"y must lie in [0, 1] for loss={head.loss!r} with a "
                          f"{head.outputs[0]} output")
+    if head.targets == "counts" and (y < 0).any():
+        raise ValueError(f"y must not be negative for loss={head.loss!r} (the mean of "
+                         f"counts, exp(z) > 0); got a minimum of {y.min()}")
     if head.targets == "distribution":
         # a row of probabilities sums to 1 up to the rounding of its entries
         tol = 8 * np.finfo(y.dtype).eps * y.shape[1]

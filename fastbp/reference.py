@@ -17,6 +17,7 @@ __all__ = [
     "bias_gradient",
     "cost",
     "cost_and_gradients",
+    "exp",
     "forward",
     "head_cost_and_delta",
     "hidden_delta",
@@ -94,6 +95,11 @@ def identity_prime(z, out=None):
     return _out(np.ones_like(_float(z)), out)
 
 
+def exp(z, out=None):
+    """``exp(z)``: the Poisson head's output, a mean that is positive."""
+    return _out(np.exp(_float(z)), out)
+
+
 def softmax(z, out=None):
     """Row-wise ``exp(z) / exp(z).sum(axis=1)``, shifted by each row's maximum so
     that ``exp`` never overflows."""
@@ -104,13 +110,14 @@ def softmax(z, out=None):
 
 
 #: Name -> ``(f, f')`` for every activation of :data:`fastbp.kernels.ACTIVATIONS`
-#: (softmax has no element-wise derivative: its head gives ``dJ/dz`` directly).
+#: (the output-only ones have none here: their heads give ``dJ/dz`` directly).
 ACTIVATIONS = {
     "sigmoid": (sigmoid, sigmoid_prime),
     "tanh": (tanh, tanh_prime),
     "relu": (relu, relu_prime),
     "identity": (identity, identity_prime),
     "softmax": (softmax, None),
+    "exp": (exp, None),
 }
 
 # f'(z) in terms of a = f(z), as the network passes use it (exact for these four).
@@ -198,6 +205,11 @@ def head_cost_and_delta(yhat, z_out, y, output_activation, loss, sample_weight=N
         top = np.max(z_out, axis=1, keepdims=True)
         lse = top + np.log(np.sum(np.exp(z_out - top), axis=1, keepdims=True))
         return np.sum(w * y * (lse - z_out), dtype=np.float64) / n, w * r / n
+    if head.code == _tables.POISSON:
+        # half the deviance: yhat - y log(yhat) + y log(y) - y, with log(yhat) = z
+        y_log_y = np.where(y > 0, y * np.log(np.where(y > 0, y, 1)), 0)
+        deviance = yhat - y * z_out + y_log_y - y
+        return np.sum(w * deviance, dtype=np.float64) / n, w * r / n
     raise ValueError(f"no reference for output head {head}")
 
 

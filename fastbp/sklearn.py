@@ -31,11 +31,14 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 #: scikit-learn's activation names -> fastbp's
 ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "identity": "identity"}
 #: fastbp's output activations -> scikit-learn's ``out_activation_`` names
-OUT_ACTIVATIONS = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity"}
+OUT_ACTIVATIONS = {"sigmoid": "logistic", "softmax": "softmax", "identity": "identity",
+                   "exp": "exp"}
 SOLVERS = ("sgd", "adam", "lbfgs")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
-#: MLPRegressor's losses offered (scikit-learn's "poisson" is not yet)
-REGRESSION_LOSSES = ("squared_error",)
+#: MLPRegressor's ``loss`` -> (fastbp's loss, its output activation, fastbp's
+#: loss divided by scikit-learn's)
+REGRESSION_LOSSES = {"squared_error": ("mse", "identity", 2.0),
+                     "poisson": ("poisson", "exp", 1.0)}
 #: sgd with ``learning_rate="adaptive"`` stops once its step is at most this
 #: (scikit-learn's ``SGDOptimizer.trigger_stopping``)
 ADAPTIVE_MIN_STEP = 1e-6
@@ -129,7 +132,7 @@ _COMMON_DOC = """
     records each epoch's weighted mean loss (scikit-learn weights each batch's
     mean by its number of rows instead: the same for one batch an epoch).
 
-    Not offered: sparse input, ``MLPRegressor(loss="poisson")``.
+    Not offered: sparse input.
     ``fit`` or ``partial_fit`` while another thread fits the same estimator raises
     a ``RuntimeError``; predicting from several threads at once is safe.
     A KeyboardInterrupt during sgd or adam ends the fit with the weights and
@@ -272,6 +275,9 @@ class _BaseMLP(BaseEstimator):
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} output columns; this model was fitted "
                              f"with {self.n_outputs_}")
+        elif self._net.loss != self._loss:
+            raise ValueError(f"loss={self.loss!r} differs from the loss of the previous fit; "
+                             "a continued fit (warm_start, partial_fit) keeps its loss")
         else:  # the coefficients may have been assigned to since the last call
             self._net.weights, self._net.biases = self.coefs_, self.intercepts_
         try:
@@ -652,7 +658,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     __doc__ = """Multi-layer perceptron regressor trained by fastbp: an identity output
-    layer and the squared error, as ``sklearn.neural_network.MLPRegressor``.
+    layer and the squared error (or an exp output and the Poisson deviance), as
+    ``sklearn.neural_network.MLPRegressor``.
 
     The loss is half the squared error summed over the outputs, averaged over the
     rows, plus the L2 term: what scikit-learn's gradient minimises. (Its reported
@@ -663,12 +670,21 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ``ftol`` (not a parameter) tests the relative drop of that doubled loss,
     so where it, rather than ``tol``, stops lbfgs, fastbp may iterate longer.
 
-    ``loss`` : {"squared_error"}, default="squared_error" is scikit-learn's first
-    parameter; its ``"poisson"`` is not offered yet.
+    ``loss`` : {"squared_error", "poisson"}, default="squared_error" is
+    scikit-learn's first parameter. ``"poisson"``: an exponential output layer
+    (``out_activation_ = "exp"``) and half the Poisson deviance, ``yhat - y
+    log(yhat) + y log(y) - y`` summed over the outputs and averaged over the rows,
+    as scikit-learn's; the targets must not be negative. Its steps need no
+    rescaling.
 """ + _COMMON_DOC + _COMMON_ATTRIBUTES
 
-    _loss = "mse"
-    _loss_scale = 2.0
+    @property
+    def _loss(self):
+        return REGRESSION_LOSSES[self.loss][0]
+
+    @property
+    def _loss_scale(self):
+        return REGRESSION_LOSSES[self.loss][2]
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
                  solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -684,7 +700,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         _param(v.choice, self.loss, "loss", REGRESSION_LOSSES)
 
     def _output_activation(self):
-        return "identity"
+        return REGRESSION_LOSSES[self.loss][1]
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,

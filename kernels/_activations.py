@@ -12,7 +12,7 @@ import numpy as np
 
 from ._exp import exp_nonpositive, expm1_nonpositive
 from ._jit import inlined_kernel, kernel
-from ._tables import IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
+from ._tables import EXP, IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
 
 # -- scalar math ---------------------------------------------------------------------
 
@@ -130,6 +130,14 @@ def softmax_rows(z, out, m):
             out[j] *= inv
 
 
+@kernel
+def exp_1d(z, out):
+    """``exp(z)``, flat (libm's: any real argument; overflow gives inf, which the
+    loss then reports)."""
+    for i in range(z.size):
+        out[i] = np.exp(z[i])
+
+
 # -- the dispatch ------------------------------------------------------------------------
 
 
@@ -148,6 +156,8 @@ def activate_inplace(a, m, code):
         relu_1d(a, a)
     elif code == SOFTMAX:
         softmax_rows(a, a, m)
+    elif code == EXP:
+        exp_1d(a, a)
     elif code != IDENTITY:
         _unknown(code)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._activations import prime_from_output
 from ._jit import inlined_kernel, kernel
-from ._tables import HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
+from ._tables import HALF_SSE, MSE, POISSON, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
 
 
 @kernel
@@ -90,6 +90,25 @@ def _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
     return cost * scale
 
 
+@inlined_kernel
+def _poisson(a, z, y, w, n, m, n_mean, data_scale, with_delta):
+    """Mean over rows of half the summed Poisson deviance of ``a = exp(z)``:
+    ``a - y z + y log y - y`` per entry (``y log y = 0`` at ``y = 0``), with
+    ``z`` for ``log a``; delta ``exp(z) - y``."""
+    scale = data_scale / n_mean
+    cost = 0.0
+    for row in range(n):
+        wr = _row_weight(w, row)
+        s = scale * wr
+        for i in range(row * m, (row + 1) * m):
+            yi = y[i]
+            y_log_y = yi * np.log(yi) if yi > 0 else 0.0
+            cost += wr * (a[i] - yi * z[i] + y_log_y - yi)
+            if with_delta:
+                a[i] = (a[i] - yi) * s
+    return cost * scale
+
+
 @kernel
 def cost_and_delta(a, z, y, w, head, code, n, n_mean, data_scale, with_delta):
     """The scaled data cost of head ``head`` (float64) on ``n`` rows weighted by
@@ -103,4 +122,6 @@ def cost_and_delta(a, z, y, w, head, code, n, n_mean, data_scale, with_delta):
         return _sigmoid_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
     if head == SOFTMAX_CROSS_ENTROPY:
         return _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
+    if head == POISSON:
+        return _poisson(a, z, y, w, n, m, n_mean, data_scale, with_delta)
     raise ValueError("unknown output head code (see kernels/_tables.py HEADS)")

@@ -16,7 +16,9 @@ class Activation(NamedTuple):
     code: int
     #: the values it can output: targets outside can never be fitted
     output_range: tuple
-    #: applied element by element (softmax is not: it normalises each row)
+    #: a hidden layer may use it: applied element by element, with a derivative
+    #: kernel. Softmax (it normalises each row) and exp (the Poisson head's
+    #: output) are output activations only: their heads give ``dJ/dz`` directly.
     elementwise: bool = True
 
 
@@ -27,8 +29,9 @@ ACTIVATIONS = {
     "relu": Activation(2, (0.0, np.inf)),
     "identity": Activation(3, (-np.inf, np.inf)),
     "softmax": Activation(4, (0.0, 1.0), elementwise=False),
+    "exp": Activation(5, (0.0, np.inf), elementwise=False),
 }
-SIGMOID, TANH, RELU, IDENTITY, SOFTMAX = (ACTIVATIONS[name].code for name in ACTIVATIONS)
+SIGMOID, TANH, RELU, IDENTITY, SOFTMAX, EXP = (ACTIVATIONS[name].code for name in ACTIVATIONS)
 #: The activations a hidden layer (and the element-wise kernels) may use.
 ELEMENTWISE = tuple(name for name, a in ACTIVATIONS.items() if a.elementwise)
 
@@ -43,8 +46,8 @@ class Head(NamedTuple):
     outputs: tuple | None
     #: the data cost is a mean over rows (else a sum over them)
     mean: bool
-    #: what the targets must be: "any" real, "unit" (each in [0, 1]) or
-    #: "distribution" (each row non-negative, summing to 1)
+    #: what the targets must be: "any" real, "unit" (each in [0, 1]),
+    #: "distribution" (each row non-negative, summing to 1) or "counts" (each >= 0)
     targets: str
 
 
@@ -53,8 +56,10 @@ HEADS = (
     Head(1, "mse", None, mean=True, targets="any"),
     Head(2, "cross_entropy", ("sigmoid",), mean=True, targets="unit"),
     Head(3, "cross_entropy", ("softmax",), mean=True, targets="distribution"),
+    # half the Poisson deviance of yhat = exp(z), as scikit-learn's MLPRegressor
+    Head(4, "poisson", ("exp",), mean=True, targets="counts"),
 )
-HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY = (h.code for h in HEADS)
+HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY, POISSON = (h.code for h in HEADS)
 LOSSES = tuple(dict.fromkeys(h.loss for h in HEADS))
 
 

@@ -446,8 +446,44 @@ def test_regressor_loss():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         assert reg.fit(X, y / 100).predict(X).shape == (40,)
-    with pytest.raises(ValueError, match="loss must be one of"):
+    with pytest.raises(ValueError, match=r"loss must be one of \['poisson', 'squared_error'\]"):
         MLPRegressor(loss="absolute_error").fit(X, y)
+
+
+@no_convergence_warning
+@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_poisson_takes_sklearns_steps(solver, outputs):
+    """loss="poisson": an exp output and half the Poisson deviance, scikit-learn's
+    weights and losses from the same settings (counts with zeros among them)."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((90, 4))
+    y = rng.poisson(np.exp(0.4 * X[:, :outputs] - 0.2)).astype(float)
+    assert (y == 0).any()
+    y = y.ravel() if outputs == 1 else y
+    w = rng.uniform(0.5, 2.0, 90)
+    ours = MLPRegressor(loss="poisson", hidden_layer_sizes=(5,), solver=solver, alpha=0.01,
+                        batch_size=30, learning_rate_init=0.01, max_iter=6, shuffle=False,
+                        random_state=2, activation="tanh", epsilon=1e-14)
+    for weights in (None, w):
+        # with weights and several batches scikit-learn's L2 term differs (see above)
+        ours.set_params(alpha=0.01 if weights is None or solver == "lbfgs" else 0.0)
+        ours.fit(X, y, sample_weight=weights)
+        twin = _sklearn_twin(ours).fit(X, y, sample_weight=weights)
+        assert ours.out_activation_ == twin.out_activation_ == "exp"
+        rtol = 1e-6 if solver == "adam" else 1e-9
+        for a, b in zip(ours.coefs_ + ours.intercepts_, twin.coefs_ + twin.intercepts_):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+        if solver == "lbfgs":
+            assert ours.loss_ == pytest.approx(twin.loss_, rel=rtol)
+        elif weights is None:  # weighted, scikit-learn weighs its batches by rows
+            np.testing.assert_allclose(ours.loss_curve_, twin.loss_curve_, rtol=rtol)
+        np.testing.assert_allclose(ours.predict(X), twin.predict(X), rtol=1e-7)
+        assert (ours.predict(X) > 0).all()
+    with pytest.raises(ValueError, match="y must not be negative for loss='poisson'"):
+        MLPRegressor(loss="poisson").fit(X, -np.abs(y))
+    with pytest.raises(ValueError, match="differs from the loss of the previous fit"):
+        ours.set_params(warm_start=True, loss="squared_error").fit(X, y)
 
 
 def test_a_diverging_fit_raises_or_with_early_stopping_keeps_the_best_epoch(monkeypatch):
