@@ -14,7 +14,7 @@ from . import io, threads, training
 from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _tables
 from .kernels import _network as fused
 from .kernels import _validation as v
-from .objective import ENGINES
+from .objective import ENGINES, SPARSE_ENGINES
 
 #: The values each activation can output: targets outside can never be fitted.
 OUTPUT_RANGES = {name: a.output_range for name, a in ACTIVATIONS.items()}
@@ -43,19 +43,25 @@ def _one_thread(method):
 class Network:
     """A fully connected feed-forward network; rows of ``X`` are examples.
 
+    ``X`` is an array, or a scipy.sparse matrix or array (taken as CSR, never
+    densified: the first layer reads its stored entries); every method that
+    takes targets also takes ``sample_weight`` (one weight per row).
+
     Parameters
     ----------
     layer_sizes : sequence of int, ``[n0, n1, ..., nL]`` (at least two).
     activation : hidden-layer activation, one of sigmoid, tanh, relu, identity.
-    output_activation : output-layer activation, one of those or ``"softmax"``;
-        ``None`` means ``activation``.
+    output_activation : output-layer activation, one of those, ``"softmax"`` or
+        ``"exp"`` (for ``loss="poisson"``); ``None`` means ``activation``.
     bias : whether layers have biases.
     loss : ``"half_sse"`` (``0.5 * sum((y - yhat)**2)``), ``"mse"`` (mean over
         examples of the squared error summed over outputs) or ``"cross_entropy"``:
         with a sigmoid output the mean over examples of the summed binary
         cross-entropy (targets in [0, 1]); with a softmax output the categorical
         one, ``-mean(sum(y * log(softmax(z)), axis=1))`` (rows of ``y`` are
-        probability vectors: one-hot or soft).
+        probability vectors: one-hot or soft); or ``"poisson"`` with an exp
+        output: the mean over examples of half the Poisson deviance summed over
+        outputs, ``yhat - y log(yhat) + y log(y) - y`` (targets >= 0).
     l2 : adds ``(l2 / 2) * sum(W**2)`` over the weights (never the biases).
     dtype : numpy.float32 or numpy.float64; inputs are cast to it.
     seed : seed (or ``numpy.random.Generator``) for the initial weights, drawn as
@@ -184,7 +190,10 @@ class Network:
     # -- validation -------------------------------------------------------------
 
     def _check_X(self, X):
-        X = v.as_array(X, "X", dtype=self.dtype, finite=True)
+        if v.is_sparse(X):  # kept sparse: the compiled passes read its stored entries
+            X = v.sparse_rows(X, "X", self.dtype)
+        else:
+            X = v.as_array(X, "X", dtype=self.dtype, finite=True)
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(
                 f"X must have {self.layer_sizes[0]} columns (the input layer size); "
@@ -231,7 +240,11 @@ class Network:
             return _dask.DaskObjective(self, X, y, data_scale, sample_weight=sample_weight)
         X, y = self._check_Xy(X, y)
         data_scale = v.real_number(data_scale, "data_scale", low=0.0, low_open=True)
-        return self._engine(self, X, y, data_scale, self._check_weights(sample_weight, X))
+        return self._engine_for(X)(self, X, y, data_scale, self._check_weights(sample_weight, X))
+
+    def _engine_for(self, X):
+        """The engine for validated ``X``: its sparse one for a CSR ``X``."""
+        return self._engine if type(X) is np.ndarray else SPARSE_ENGINES[self.backend]
 
     def _check_weights(self, sample_weight, X):
         return v.sample_weights(sample_weight, X.shape[0], self.dtype)
@@ -248,7 +261,8 @@ class Network:
         """
         if _dask.is_dask_collection(X):  # a lazy dask array: fastbp.dask
             return _dask.forward(self, X)
-        return self._engine.forward(self, self._check_X(X))
+        X = self._check_X(X)
+        return self._engine_for(X).forward(self, X)
 
     def predict(self, X):
         """Same as :meth:`forward`: the network's output for ``X`` (n, n0).
@@ -275,7 +289,7 @@ class Network:
         if _dask.any_dask(X, y, sample_weight):  # dask arrays: fastbp.dask
             return _dask.cost(self, X, y, sample_weight)
         X, y = self._check_Xy(X, y)
-        return self._engine(self, X, y, 1.0, self._check_weights(sample_weight, X)).cost()
+        return self._engine_for(X)(self, X, y, 1.0, self._check_weights(sample_weight, X)).cost()
 
     def cost_and_gradients(self, X, y, sample_weight=None):
         """The cost and its gradient from one forward and one backward pass
@@ -297,7 +311,7 @@ class Network:
                 return _dask.cost_and_gradients(self, X, y, sample_weight)
             X, y = self._check_Xy(X, y)
             w = None if sample_weight is None else self._check_weights(sample_weight, X)
-            J, grad = self._engine(self, X, y, 1.0, w).cost_and_gradient(
+            J, grad = self._engine_for(X)(self, X, y, 1.0, w).cost_and_gradient(
                 out=np.empty_like(self._params))
         finally:
             if held:
@@ -422,7 +436,7 @@ class Network:
     def _score(self, X, y, sample_weight=None):
         """:meth:`score` of validated ``X``, ``y``, weights (what early stopping calls
         each epoch)."""
-        yhat = self._engine.forward(self, X)
+        yhat = self._engine_for(X).forward(self, X)
         w = None if sample_weight is None else sample_weight.astype(np.float64)
         if self.loss == "cross_entropy":
             if not np.isin(y, (0, 1)).all():

@@ -21,6 +21,7 @@ import numpy as np
 from . import reference, threads
 from .kernels import _network as fused
 from .kernels import _parallel
+from .kernels import _sparse as sparse
 from .kernels._jit import specialisation
 
 #: Rows per chunk of a pass over many rows (forward, cost, full-batch gradient):
@@ -315,8 +316,84 @@ class ReferenceObjective(Objective):
         return reference.forward(net.weights, net.biases, X, net.activations)
 
 
+class SparseObjective(CompiledObjective):
+    """The compiled passes of :mod:`fastbp.kernels._sparse` for a sparse ``X`` (CSR,
+    of the network's dtype): the first layer reads the stored entries, the rest
+    is the dense passes' own code. Serial; full passes in chunks of rows as
+    :class:`CompiledObjective`'s."""
+
+    _epoch_grad = None
+
+    def __init__(self, net, X, y, data_scale=1.0, sample_weight=None):
+        super().__init__(net, X, y, data_scale, sample_weight)
+        self.csr = (X.data, X.indices, X.indptr)
+
+    def cost(self):
+        net, n = self.net, self.n_rows
+        mean = net._head.mean
+        total = 0.0
+        for start, stop, work in _chunks(net, n):
+            rows = np.arange(start, stop, dtype=np.int64)
+            J = sparse.sparse_cost_only(net._params, net._layout, *self.csr, rows,
+                                        self.y[start:stop], self.w[start:stop], work)
+            total += J * self._share(start, stop) if mean else J
+        return float(self.data_scale * total + self._l2_term())
+
+    def cost_and_gradient(self, params=None, out=None):
+        self._set(params)
+        net, n = self.net, self.n_rows
+        out = self._gradient_buffer(out)
+        mean, scale = net._head.mean, self.data_scale
+        J, grad = 0.0, out
+        for start, stop, work in _chunks(net, n):
+            rows = np.arange(start, stop, dtype=np.int64)
+            chunk_scale = scale * self._share(start, stop) if mean else scale
+            J += sparse.sparse_cost_and_gradient(
+                net._params, net._layout, *self.csr, rows, self.y[start:stop],
+                self.w[start:stop], work, grad, net.l2 if start == 0 else 0.0, chunk_scale)
+            if grad is not out:
+                out += grad
+            elif stop < n:
+                grad = self._chunk_gradient_buffer()
+        return float(J), out
+
+    def epoch(self, optimizer, order, batch_size):
+        net, n = self.net, self.n_rows
+        if self._batch is None or self._batch[0].size < batch_size * net.layer_sizes[-1]:
+            self._batch = (np.empty(batch_size * net.layer_sizes[-1], net.dtype),
+                           np.empty(batch_size if self.w.size else 0, net.dtype))
+        # the first layer's gradient rows hold zeros between batches (see
+        # sparse_minibatch_epoch): a buffer of the epochs' own, zeroed once
+        if self._epoch_grad is None:
+            self._epoch_grad = np.zeros_like(net._params)
+        work, grad = _workspace(net, batch_size), self._epoch_grad
+        per_example = not net._head.mean
+        step = _slice_batches(net, batch_size) * batch_size  # rows per call
+        loss = 0.0
+        for start in range(0, n, step):
+            loss = sparse.sparse_minibatch_epoch(
+                net._params, net._layout, *self.csr, self.y, self.w, order[start : start + step],
+                batch_size, optimizer.rule, optimizer.hyper, optimizer.state, net.l2,
+                per_example, work, grad, *self._batch, loss)
+        return float(loss)
+
+    @staticmethod
+    def forward(net, X):
+        yhat = np.empty((X.shape[0], net.layer_sizes[-1]), net.dtype)
+        for start, stop, work in _chunks(net, X.shape[0]):
+            rows = np.arange(start, stop, dtype=np.int64)
+            off = sparse.sparse_forward_pass(net._params, net._layout, X.data, X.indices,
+                                             X.indptr, rows, work)
+            out = yhat[start:stop]
+            out[...] = work[off : off + out.size].reshape(stop - start, -1)
+        return yhat
+
+
 #: ``Network(backend=...)`` name -> its gradient engine.
 ENGINES = {"numba": CompiledObjective, "numpy": ReferenceObjective}
+#: ... and the engine it takes a sparse ``X`` (CSR) to; the reference's products
+#: take scipy.sparse as they are.
+SPARSE_ENGINES = {"numba": SparseObjective, "numpy": ReferenceObjective}
 
 
 def _threads(net, n_rows):

@@ -42,6 +42,8 @@ REGRESSION_LOSSES = {"squared_error": ("mse", "identity", 2.0),
 #: sgd with ``learning_rate="adaptive"`` stops once its step is at most this
 #: (scikit-learn's ``SGDOptimizer.trigger_stopping``)
 ADAPTIVE_MIN_STEP = 1e-6
+#: the scipy.sparse formats taken as they are (others become CSR, as in scikit-learn)
+SPARSE_FORMATS = ("csr", "csc")
 #: rows per block of a prediction: bounds the memory of the hidden activations
 PREDICT_ROWS = 4096
 
@@ -132,7 +134,10 @@ _COMMON_DOC = """
     records each epoch's weighted mean loss (scikit-learn weights each batch's
     mean by its number of rows instead: the same for one batch an epoch).
 
-    Not offered: sparse input.
+    ``X`` may be a scipy.sparse matrix or array (CSR or CSC; other formats become
+    CSR): it is never densified. The first layer's product and weight gradient
+    read its stored entries in compiled code; the passes over sparse input run
+    on one thread.
     ``fit`` or ``partial_fit`` while another thread fits the same estimator raises
     a ``RuntimeError``; predicting from several threads at once is safe.
     A KeyboardInterrupt during sgd or adam ends the fit with the weights and
@@ -499,7 +504,7 @@ class _BaseMLP(BaseEstimator):
         """
         check_is_fitted(self)
         dtype = self.coefs_[-1].dtype  # the fitted one, whatever `dtype` says now
-        X = validate_data(self, X, dtype=dtype, reset=False)
+        X = validate_data(self, X, dtype=dtype, reset=False, accept_sparse=SPARSE_FORMATS)
         n = X.shape[0]
         if n <= PREDICT_ROWS:
             # BLAS's threads (OpenBLAS's) spin for about 0.1 s after each product
@@ -516,6 +521,11 @@ class _BaseMLP(BaseEstimator):
             out[rows] = reference.forward(self.coefs_, self.intercepts_, X[rows],
                                           self._activations)
         return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     def __sklearn_is_fitted__(self):
         # what check_is_fitted asks, without its scan of every attribute
@@ -578,6 +588,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=self._fit_dtype(reset),
+                             accept_sparse=SPARSE_FORMATS,
                              reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -704,6 +715,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             accept_sparse=SPARSE_FORMATS,
                              dtype=self._fit_dtype(reset), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)

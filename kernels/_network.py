@@ -110,27 +110,47 @@ def _forward(params, layout, x, n, work):
     the output pre-activation ``z[L]`` is kept too (for the cross-entropy cost).
     Returns the offset of the output activations.
     """
+    # a literal 0 would compile gemm_nn_flat once more
+    gemm_nn_flat(x, ZERO_OFFSET, params, _w_off(layout, ZERO_OFFSET), work, ZERO_OFFSET, n,
+                 _size(layout, 0), _size(layout, 1))
+    return forward_from(params, layout, n, work)
+
+
+@inlined_kernel
+def activate_layer(params, layout, l, n, work):
+    """``a[l] = f(z[l] + b[l])`` in place on layer ``l``'s block of ``work``, which
+    holds the product ``a[l-1] @ W[l]``; the output layer also keeps its
+    pre-activation."""
     n_layers = layout[0]
-    z_out, _ = _sections(layout, n)
-    off = ZERO_OFFSET  # a literal 0 would compile gemm_nn_flat once more
-    for l in range(n_layers):
+    n_out = _size(layout, l + 1)
+    off = _activation_offset(layout, l, n)
+    b = _b_off(layout, l)
+    if l < n_layers - 1:
+        _add_bias_and_activate(work, off, params, b, n, n_out, _act(layout, l))
+    else:
+        z_out, _ = _sections(layout, n)
+        _add_bias_and_activate(work, off, params, b, n, n_out, IDENTITY_CODE)
+        z, a = work[z_out : z_out + n * n_out], work[off : off + n * n_out]
+        for i in range(n * n_out):
+            z[i] = a[i]
+        activate_inplace(a, n_out, _act(layout, l))
+
+
+@inlined_kernel
+def forward_from(params, layout, n, work):
+    """The forward pass after the first layer's product (in ``work``'s first
+    block): every layer's activation, and the products of the later layers.
+    Returns the offset of the output activations."""
+    n_layers = layout[0]
+    activate_layer(params, layout, ZERO_OFFSET, n, work)
+    off = ZERO_OFFSET
+    for l in range(1, n_layers):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
-        if l == 0:
-            gemm_nn_flat(x, ZERO_OFFSET, params, _w_off(layout, l), work, off, n, n_in, n_out)
-        else:
-            gemm_nn_flat(work, off - n * n_in, params, _w_off(layout, l), work, off,
-                         n, n_in, n_out)
-        b = _b_off(layout, l)
-        if l < n_layers - 1:
-            _add_bias_and_activate(work, off, params, b, n, n_out, _act(layout, l))
-        else:  # the output layer also keeps its pre-activation
-            _add_bias_and_activate(work, off, params, b, n, n_out, IDENTITY_CODE)
-            z, a = work[z_out : z_out + n * n_out], work[off : off + n * n_out]
-            for i in range(n * n_out):
-                z[i] = a[i]
-            activate_inplace(a, n_out, _act(layout, l))
-        off += n * n_out
-    return off - n * _size(layout, n_layers)
+        off += n * n_in
+        gemm_nn_flat(work, off - n * n_in, params, _w_off(layout, l), work, off,
+                     n, n_in, n_out)
+        activate_layer(params, layout, l, n, work)
+    return off
 
 
 @entry_kernel
@@ -193,19 +213,38 @@ def weight_sum(w, n):
 
 
 @inlined_kernel
-def _cost_and_gradient(params, layout, x, y, w, n, n_mean, work, grad, l2, data_scale, lr):
+def _cost_and_gradient(params, layout, x, y, rw, n, n_mean, work, grad, l2, data_scale, lr):
     """Cost of the batch, as ``(data cost, L2 term)``, and its gradient into
     ``grad``; with ``lr != 0`` the SGD step ``params -= lr * gradient`` instead
-    (``grad`` then holds only the bias gradients). Rows weighted by ``w``
+    (``grad`` then holds only the bias gradients). Rows weighted by ``rw``
     (empty: unweighted), means over ``n_mean``."""
-    n_layers = layout[0]
     out_off = _forward(params, layout, x, n, work)
-    z_out, scratch = _sections(layout, n)
+    cost = output_delta(params, layout, y, rw, n, n_mean, work, out_off, data_scale)
+    l2_cost = backward(params, layout, x, n, work, grad, l2, lr, ZERO_OFFSET)
+    return cost, 0.5 * l2 * l2_cost
+
+
+@inlined_kernel
+def output_delta(params, layout, y, rw, n, n_mean, work, out_off, data_scale):
+    """The head's scaled data cost; ``delta[L]`` replaces the output activations."""
+    n_layers = layout[0]
+    z_out, _ = _sections(layout, n)
     m = n * _size(layout, n_layers)
-    cost = cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y, w,
+    return cost_and_delta(work[out_off : out_off + m], work[z_out : z_out + m], y, rw,
                           layout[1], _act(layout, n_layers - 1), n, n_mean, data_scale, True)
+
+
+@inlined_kernel
+def backward(params, layout, x, n, work, grad, l2, lr, first):
+    """Backpropagate ``delta[L]`` (in place of the output activations) down to layer
+    ``first``: each layer's weight and bias gradient (or the SGD step, ``lr != 0``)
+    and, below ``first`` too, the deltas; ``delta[first - 1]`` ends where
+    ``a[first - 1]`` was. ``x``: the flat input, used at ``first = 0``. Returns
+    the sum of ``W**2`` over these layers (with ``l2``)."""
+    n_layers = layout[0]
+    _, scratch = _sections(layout, n)
     l2_cost = 0.0
-    for l in range(n_layers - 1, -1, -1):
+    for l in range(n_layers - 1, first - 1, -1):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
         d_off = _activation_offset(layout, l, n)  # delta[l] lives where a[l] was
         w = _w_off(layout, l)
@@ -230,7 +269,7 @@ def _cost_and_gradient(params, layout, x, y, w, n, n_mean, work, grad, l2, data_
             a_off = _activation_offset(layout, l - 1, n)
             backprop_through(work[a_off : a_off + n * n_in], work[scratch : scratch + n * n_in],
                              _act(layout, l - 1))
-    return cost, 0.5 * l2 * l2_cost
+    return l2_cost
 
 
 @entry_kernel

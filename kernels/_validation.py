@@ -79,6 +79,33 @@ def as_array(x, name, *, dtype=None, ndim=2, finite=False):
     return out
 
 
+def is_sparse(x):
+    """Whether ``x`` is a scipy.sparse matrix or array (scipy itself is not imported)."""
+    return type(x).__module__.startswith("scipy.sparse")
+
+
+def sparse_rows(x, name, dtype):
+    """A scipy.sparse ``x`` (any format, matrix or array) as CSR with its stored
+    values C-contiguous of ``dtype``, finite; never densified. Its index arrays
+    are kept (int32 or int64), copied only when read-only."""
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array; got shape {x.shape}")
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (float, int or bool); got dtype "
+                        f"{x.dtype}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty; got shape {x.shape}")
+    csr = x.tocsr()
+    if csr.dtype != dtype:
+        csr = csr.astype(dtype)
+    parts = (csr.data, csr.indices, csr.indptr)
+    if not all(a.flags.c_contiguous and a.flags.writeable for a in parts):
+        csr = csr.copy()
+    if not all_finite(csr.data):
+        raise ValueError(f"{name} contains NaN or infinity (in {np.dtype(dtype)})")
+    return csr
+
+
 def sample_weights(w, n, dtype, name="sample_weight", all_zero=False):
     """``w`` as the (n,) weights of ``n`` rows, C-contiguous of ``dtype``: real,
     finite, non-negative and not all 0 (unless ``all_zero``: a part of the rows);

@@ -36,6 +36,9 @@ def test_an_unknown_code_fails_loudly_in_the_compiled_dispatch():
         _heads.cost_and_delta(z, z, z, z[:0], np.int64(99), np.int64(0), 2, 2.0, 1.0, True)
     with pytest.raises(ValueError, match="unknown update rule code"):
         _optimizers.apply_update(np.int64(99), z, z, np.zeros(5), np.zeros((2, 6)), 0, 6)
+    with pytest.raises(ValueError, match="unknown update rule code"):
+        _optimizers.apply_decayed_update(np.int64(99), z, z, np.zeros(5), np.zeros((2, 6)), 0, 6,
+                                         0.5)
 
 
 def test_softmax_is_an_output_head_not_a_hidden_activation():

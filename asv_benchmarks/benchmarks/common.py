@@ -213,6 +213,19 @@ def w5_call(impl, dtype, batch_size, data=None):
 
 
 @functools.cache
+def sparse_text(rows, features, density=0.001, classes=20, seed=0):
+    """``(X, y)``: a text-like CSR matrix of non-negative values (term weights) and
+    labels that depend on about 1 % of the features (learnable, not separable)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(rows, features, density=density, format="csr", dtype=np.float64,
+                  random_state=rng)
+    topics = rng.standard_normal((features, classes)) * (rng.random((features, 1)) < 0.01)
+    scores = X @ topics + 0.1 * rng.standard_normal((rows, classes))
+    return X, scores.argmax(axis=1)
+
+
 def tabular(dtype, n=W4_EXAMPLES):
     """X (n, 32) standard normal, y (n, 1) a smooth function of X plus noise."""
     rng = np.random.default_rng(2)

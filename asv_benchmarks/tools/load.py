@@ -166,7 +166,8 @@ def grid(repeat):
               f"{warm1 / warm2:.2f}x faster warm")
 
 
-def _cpu_name():
+def cpu_name():
+    """The CPU's model name, as /proc/cpuinfo gives it."""
     try:
         with open("/proc/cpuinfo") as f:
             return re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
@@ -190,7 +191,7 @@ def main():
     if args.grid:
         grid(args.repeat)
         return
-    print(f"{_cpu_name()}, {os.cpu_count()} CPUs, "
+    print(f"{cpu_name()}, {os.cpu_count()} CPUs, "
           f"{args.competitors} competitors; medians of {args.repeat}; CPU/wall in brackets")
     print(f"{'workload':26} {'idle default':>16} {'idle 1':>16} {'1/default':>9} "
           f"{'loaded default':>16} {'loaded 1':>16} {'default/1':>9}")
