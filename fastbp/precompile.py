@@ -57,6 +57,17 @@ def precompile(dtypes=("float32", "float64")):
                 for method, options in (("sgd", {}), ("sgd", {"momentum": 0.9}), ("adam", {})):
                     network().fit(Xr, yr, method=method, epochs=1, batch_size=rows // 2,
                                   learning_rate=1e-3, **options)
+        # a scipy.sparse X (CSR, int32 indices: scipy's own), serial passes
+        import scipy.sparse
+
+        X_sparse = scipy.sparse.csr_matrix(X * (X > 0.9))
+        for method in ("sgd", "adam"):
+            net = Network((48, 4, 3), activation="relu", output_activation="softmax",
+                          loss="cross_entropy", dtype=dtype, seed=0)
+            net.fit(X_sparse, labels, method=method, epochs=1, batch_size=16)
+        net.cost_and_gradients(X_sparse, labels)
+        net.cost(X_sparse, labels)
+        net.predict(X_sparse)
         for z in (X[0], X):
             for name in kernels.ELEMENTWISE:
                 kernels.activation(z, name)
