@@ -12,8 +12,9 @@ row's cost and delta are multiplied by its weight and means are over the
 weights' sum (the caller's ``n_mean``), so a weight of ``k`` counts a row ``k``
 times and a weight of 0 drops it. Multiplying by a weight of 1 is exact: the
 unweighted pass gives the same bits either way.
-Adding a head: its row in the table, one branch here, its twin in
-:func:`fastbp.reference.head_cost_and_delta`.
+Adding a head: its row in the table, one branch here (for a loss on its
+canonical link, whose delta is ``a - y``: its cost per entry, handed to
+:func:`_canonical`), its twin in :func:`fastbp.reference.head_cost_and_delta`.
 """
 
 import numpy as np
@@ -47,18 +48,33 @@ def _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, mean):
     return cost * (data_scale / n_mean if mean else 0.5 * data_scale)
 
 
+@kernel
+def _softplus_cost(a, z, y):
+    """The binary cross-entropy of ``a = sigmoid(z)``: ``softplus(z) - y z``, finite
+    at any finite ``z``."""
+    return max(z, 0.0) + np.log1p(np.exp(-abs(z))) - y * z
+
+
+@kernel
+def _poisson_cost(a, z, y):
+    """Half the Poisson deviance of ``a = exp(z)``: ``a - y z + y log y - y``
+    (``y log y = 0`` at ``y = 0``), with ``z`` for ``log a``."""
+    y_log_y = y * np.log(y) if y > 0 else 0.0
+    return a - y * z + y_log_y - y
+
+
 @inlined_kernel
-def _sigmoid_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
-    """Mean over rows of the summed binary cross-entropy of ``sigmoid(z)``:
-    ``softplus(z) - y z`` per entry, finite at any finite ``z``; delta ``s(z) - y``."""
+def _canonical(entry_cost, a, z, y, w, n, m, n_mean, data_scale, with_delta):
+    """A head whose output activation is its loss's canonical link (sigmoid with
+    the binary cross-entropy, exp with the Poisson deviance): the mean over rows
+    of ``entry_cost(a, z, y)`` summed over the row's outputs, and delta ``a - y``."""
     scale = data_scale / n_mean
     cost = 0.0
     for row in range(n):
         wr = _row_weight(w, row)
         s = scale * wr
         for i in range(row * m, (row + 1) * m):
-            zi = z[i]
-            cost += wr * (max(zi, 0.0) + np.log1p(np.exp(-abs(zi))) - y[i] * zi)
+            cost += wr * entry_cost(a[i], z[i], y[i])
             if with_delta:
                 a[i] = (a[i] - y[i]) * s
     return cost * scale
@@ -90,25 +106,6 @@ def _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
     return cost * scale
 
 
-@inlined_kernel
-def _poisson(a, z, y, w, n, m, n_mean, data_scale, with_delta):
-    """Mean over rows of half the summed Poisson deviance of ``a = exp(z)``:
-    ``a - y z + y log y - y`` per entry (``y log y = 0`` at ``y = 0``), with
-    ``z`` for ``log a``; delta ``exp(z) - y``."""
-    scale = data_scale / n_mean
-    cost = 0.0
-    for row in range(n):
-        wr = _row_weight(w, row)
-        s = scale * wr
-        for i in range(row * m, (row + 1) * m):
-            yi = y[i]
-            y_log_y = yi * np.log(yi) if yi > 0 else 0.0
-            cost += wr * (a[i] - yi * z[i] + y_log_y - yi)
-            if with_delta:
-                a[i] = (a[i] - yi) * s
-    return cost * scale
-
-
 @kernel
 def cost_and_delta(a, z, y, w, head, code, n, n_mean, data_scale, with_delta):
     """The scaled data cost of head ``head`` (float64) on ``n`` rows weighted by
@@ -119,9 +116,9 @@ def cost_and_delta(a, z, y, w, head, code, n, n_mean, data_scale, with_delta):
     if head == HALF_SSE or head == MSE:
         return _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, head == MSE)
     if head == SIGMOID_CROSS_ENTROPY:
-        return _sigmoid_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
+        return _canonical(_softplus_cost, a, z, y, w, n, m, n_mean, data_scale, with_delta)
     if head == SOFTMAX_CROSS_ENTROPY:
         return _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
     if head == POISSON:
-        return _poisson(a, z, y, w, n, m, n_mean, data_scale, with_delta)
+        return _canonical(_poisson_cost, a, z, y, w, n, m, n_mean, data_scale, with_delta)
     raise ValueError("unknown output head code (see kernels/_tables.py HEADS)")
