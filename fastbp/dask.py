@@ -465,14 +465,16 @@ class DaskObjective(Objective):
             parts = list(dask.persist(*parts))
             # waits for the validation, and raises its error now, not at the first pass
             weights = dask.compute(*[delayed(_weight)(p) for p in parts])
-        else:
-            weights = dask.compute(*[delayed(_weight)(p) for p in parts]) if w is not None \
-                else None
+        elif w is not None:  # the weights' chunks alone, not X's and y's
+            sums = [w.blocks[i].sum(dtype=np.float64) for i in range(len(X.chunks[0]))
+                    if bounds[i + 1] > bounds[i]]
+            weights = [float(t) for t in dask.compute(*sums)]
         if w is None:
             weights = [float(b - a) for a, b in self._chunks]
         #: what each chunk's rows weigh (their number without weights), and all
         self._weights, self._total = list(weights), float(sum(weights))
-        if w is not None and not self._total > 0:
+        # (NaN or a negative weight is refused by its chunk's validation, naming its rows)
+        if w is not None and self._total == 0.0:
             raise ValueError("sample_weight must not be all 0: no row would count")
         self._parts = parts
         self.persisted = persist

@@ -63,6 +63,9 @@ class Objective:
         self.sample_weight = sample_weight
         #: the weights as the kernels take them: empty for unweighted rows
         self.w = np.empty(0, X.dtype) if sample_weight is None else sample_weight
+        #: what all rows weigh together (their number without weights)
+        self.weight = (float(X.shape[0]) if sample_weight is None
+                       else float(np.sum(sample_weight, dtype=np.float64)))
 
     @property
     def n_rows(self):
@@ -73,8 +76,8 @@ class Objective:
         w = self.sample_weight
         if w is None:
             return (stop - start) / self.n_rows
-        total = np.sum(w, dtype=np.float64)
-        return float(np.sum(w[start:stop], dtype=np.float64) / total) if total else 0.0
+        part = float(np.sum(w[start:stop], dtype=np.float64))
+        return part / self.weight if self.weight else 0.0
 
     def cost(self):
         """``J`` at the current parameters, as a float."""
@@ -140,17 +143,36 @@ class CompiledObjective(Objective):
         net, n = self.net, self.n_rows
         mean = net._head.mean
         total = 0.0
-        n_threads = _threads(net, _chunk_size(n))
+        n_threads = self._pass_threads(n)
         with _running(n_threads):
             for start, stop, work in _chunks(net, n):
-                X, y, w = self.X[start:stop], self.y[start:stop], self.w[start:stop]
-                if n_threads > 1:
-                    J = _threaded(_parallel.COST, net, X, y, w, work, n_threads)
-                else:
-                    J = fused.cost_only(net._params, net._layout, X, y, w, work, 0.0)
+                J = self._chunk_cost(start, stop, work, n_threads)
                 # mean-type costs are means over the chunk: weight them by its share
                 total += J * self._share(start, stop) if mean else J
         return float(self.data_scale * total + self._l2_term())
+
+    def _pass_threads(self, n):
+        """:func:`_threads` of a pass over chunks of ``n`` rows."""
+        return _threads(self.net, _chunk_size(n))
+
+    def _chunk_cost(self, start, stop, work, n_threads):
+        """The data cost of rows ``start:stop`` (a mean over them, for mean-type losses)."""
+        net = self.net
+        X, y, w = self.X[start:stop], self.y[start:stop], self.w[start:stop]
+        if n_threads > 1:
+            return _threaded(_parallel.COST, net, X, y, w, work, n_threads)
+        return fused.cost_only(net._params, net._layout, X, y, w, work, 0.0)
+
+    def _chunk_gradient(self, start, stop, work, n_threads, grad, l2, data_scale):
+        """The cost of rows ``start:stop`` at ``data_scale`` and L2 factor ``l2``,
+        its gradient into ``grad``."""
+        net = self.net
+        X, y, w = self.X[start:stop], self.y[start:stop], self.w[start:stop]
+        if n_threads > 1:
+            return _threaded(_parallel.GRADIENT, net, X, y, w, work, n_threads, data_scale,
+                             grad, l2)
+        return fused.cost_and_gradient(net._params, net._layout, X, y, w, work, grad, l2,
+                                       data_scale)
 
     def cost_and_gradient(self, params=None, out=None):
         """``(J, grad)`` as :meth:`Objective.cost_and_gradient`, summed over chunks of
@@ -189,20 +211,14 @@ class CompiledObjective(Objective):
         option to accumulate instead)."""
         net, n = self.net, self.n_rows
         mean, scale = net._head.mean, self.data_scale
-        n_threads = _threads(net, _chunk_size(n))
+        n_threads = self._pass_threads(n)
         J, grad = 0.0, out
         with _running(n_threads):
             for start, stop, work in _chunks(net, n):
-                X, y, w = self.X[start:stop], self.y[start:stop], self.w[start:stop]
                 # a mean-type loss is a mean over the chunk: weight it by its share
                 chunk_scale = scale * self._share(start, stop) if mean else scale
                 l2 = net.l2 if start == 0 else 0.0  # the L2 term, once
-                if n_threads > 1:
-                    J += _threaded(_parallel.GRADIENT, net, X, y, w, work, n_threads,
-                                   chunk_scale, grad, l2)
-                else:
-                    J += fused.cost_and_gradient(net._params, net._layout, X, y, w, work, grad,
-                                                 l2, chunk_scale)
+                J += self._chunk_gradient(start, stop, work, n_threads, grad, l2, chunk_scale)
                 if grad is not out:
                     out += grad
                 elif stop < n:
@@ -293,9 +309,8 @@ class ReferenceObjective(Objective):
         return J, grad
 
     def epoch(self, optimizer, order, batch_size):
-        net, n, w = self.net, self.n_rows, self.sample_weight
-        if w is not None:  # a weight counts rows: n is the weights' sum
-            n = float(np.sum(w, dtype=np.float64))
+        net, w = self.net, self.sample_weight
+        n = self.n_rows if w is None else self.weight  # a weight counts rows
         per_example = not net._head.mean
         grad = self._gradient_buffer(None)
         loss = 0.0
@@ -328,34 +343,26 @@ class SparseObjective(CompiledObjective):
         super().__init__(net, X, y, data_scale, sample_weight)
         self.csr = (X.data, X.indices, X.indptr)
 
-    def cost(self):
-        net, n = self.net, self.n_rows
-        mean = net._head.mean
-        total = 0.0
-        for start, stop, work in _chunks(net, n):
-            rows = np.arange(start, stop, dtype=np.int64)
-            J = sparse.sparse_cost_only(net._params, net._layout, *self.csr, rows,
-                                        self.y[start:stop], self.w[start:stop], work)
-            total += J * self._share(start, stop) if mean else J
-        return float(self.data_scale * total + self._l2_term())
+    def _pass_threads(self, n):
+        return 0  # serial: the sparse passes have no threaded form
+
+    def _chunk_cost(self, start, stop, work, n_threads):
+        net = self.net
+        rows = np.arange(start, stop, dtype=np.int64)
+        return sparse.sparse_cost_only(net._params, net._layout, *self.csr, rows,
+                                       self.y[start:stop], self.w[start:stop], work)
+
+    def _chunk_gradient(self, start, stop, work, n_threads, grad, l2, data_scale):
+        net = self.net
+        rows = np.arange(start, stop, dtype=np.int64)
+        return sparse.sparse_cost_and_gradient(net._params, net._layout, *self.csr, rows,
+                                               self.y[start:stop], self.w[start:stop], work,
+                                               grad, l2, data_scale)
 
     def cost_and_gradient(self, params=None, out=None):
         self._set(params)
-        net, n = self.net, self.n_rows
         out = self._gradient_buffer(out)
-        mean, scale = net._head.mean, self.data_scale
-        J, grad = 0.0, out
-        for start, stop, work in _chunks(net, n):
-            rows = np.arange(start, stop, dtype=np.int64)
-            chunk_scale = scale * self._share(start, stop) if mean else scale
-            J += sparse.sparse_cost_and_gradient(
-                net._params, net._layout, *self.csr, rows, self.y[start:stop],
-                self.w[start:stop], work, grad, net.l2 if start == 0 else 0.0, chunk_scale)
-            if grad is not out:
-                out += grad
-            elif stop < n:
-                grad = self._chunk_gradient_buffer()
-        return float(J), out
+        return self._chunked_gradient(out), out
 
     def epoch(self, optimizer, order, batch_size):
         net, n = self.net, self.n_rows
