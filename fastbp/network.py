@@ -16,8 +16,6 @@ from .kernels import _network as fused
 from .kernels import _validation as v
 from .objective import ENGINES, SPARSE_ENGINES
 
-#: The values each activation can output: targets outside can never be fitted.
-OUTPUT_RANGES = {name: a.output_range for name, a in ACTIVATIONS.items()}
 BACKENDS = tuple(ENGINES)
 
 
@@ -438,7 +436,7 @@ class Network:
         each epoch)."""
         yhat = self._engine_for(X).forward(self, X)
         w = None if sample_weight is None else sample_weight.astype(np.float64)
-        if self.loss == "cross_entropy":
+        if self._head.score == "accuracy":
             if not np.isin(y, (0, 1)).all():
                 raise ValueError("score needs 0/1 targets for loss='cross_entropy' (accuracy); "
                                  "y holds values strictly between 0 and 1")

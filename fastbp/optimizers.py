@@ -1,17 +1,16 @@
-"""Mini-batch optimizers: hyperparameters, state, and a NumPy twin of each
-compiled update (:mod:`fastbp.kernels._optimizers`).
+"""Mini-batch optimizers: ``fit``'s options made into an update rule's
+hyperparameters and state.
 
 An optimizer is made from ``fit``'s options, validates them, and holds the state
-its rule carries from step to step (velocity, moments). Both gradient engines
-step with it: the compiled epoch through :attr:`Optimizer.rule` and the arrays
-``Optimizer.hyper`` and ``Optimizer.state``, the reference one through
-:meth:`Optimizer.step`. Adding one: a class here, registered in
-:data:`OPTIMIZERS`, with its compiled update in ``kernels/_optimizers.py``.
+its rule carries from step to step (velocity, moments). Every engine steps with
+the one compiled rule (:mod:`fastbp.kernels._optimizers`): the compiled epoch
+through :attr:`Optimizer.rule` and the arrays ``Optimizer.hyper`` and
+``Optimizer.state``, the others through :meth:`Optimizer.step`.
 """
 
 import numpy as np
 
-from .kernels import UPDATE_RULES
+from .kernels import UPDATE_RULES, _optimizers
 from .kernels import _validation as v
 
 
@@ -22,8 +21,6 @@ class Optimizer:
     rule_name = None
     #: the ``fit`` options it takes, with their defaults
     defaults = {}
-    #: rows of parameter-shaped state it keeps
-    n_state = 0
 
     def __init__(self, **options):
         self.options = {**self.defaults, **options}
@@ -33,18 +30,22 @@ class Optimizer:
 
     @property
     def rule(self):
-        return UPDATE_RULES[self.rule_name]
+        return UPDATE_RULES[self.rule_name].code
 
     def start(self, params):
         """Fresh state for the flat parameters ``params`` (at the start of ``fit``)."""
-        self.state = np.zeros((max(self.n_state, 1), params.size), params.dtype)
-        self.hyper = np.array(self._hyperparameters(), np.float64)
+        row = UPDATE_RULES[self.rule_name]
+        self.state = np.zeros((max(len(row.state), 1), params.size), params.dtype)
+        values = self._hyperparameters()
+        self.hyper = np.array([values[name] for name in row.hyperparameters], np.float64)
 
     def step(self, params, grad):
-        """Step ``params`` in place from ``grad`` in NumPy, as the compiled rule does."""
-        raise NotImplementedError
+        """Step ``params`` in place from ``grad`` by the compiled rule (``grad``
+        may be overwritten)."""
+        _optimizers.step_all(np.int64(self.rule), params, grad, self.hyper, self.state)
 
     def _hyperparameters(self):
+        """Hyperparameter name -> value, for the names of the rule's row."""
         raise NotImplementedError
 
 
@@ -55,7 +56,6 @@ class SGD(Optimizer):
     ``p += momentum v - learning_rate g``."""
 
     defaults = {"learning_rate": 0.1, "momentum": 0.0, "nesterov": False}
-    n_state = 1
 
     def __init__(self, learning_rate=0.1, momentum=0.0, nesterov=False):
         if not isinstance(nesterov, (bool, np.bool_)):
@@ -71,21 +71,8 @@ class SGD(Optimizer):
             self.rule_name = "nesterov" if self.options["nesterov"] else "momentum"
 
     def _hyperparameters(self):
-        return [self.options["learning_rate"], self.options["momentum"]]
-
-    def step(self, params, grad):
-        lr, mu = (params.dtype.type(x) for x in self.hyper[:2])
-        grad *= lr  # in place: the buffer is rewritten by the next batch
-        if self.rule_name == "sgd":
-            params -= grad
-            return
-        velocity = self.state[0]
-        velocity *= mu
-        velocity -= grad
-        if self.rule_name == "nesterov":
-            params += mu * velocity - grad
-        else:
-            params += velocity
+        return {"learning_rate": self.options["learning_rate"],
+                "momentum": self.options["momentum"]}
 
 
 class Adam(Optimizer):
@@ -94,7 +81,6 @@ class Adam(Optimizer):
 
     rule_name = "adam"
     defaults = {"learning_rate": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8}
-    n_state = 2
 
     def __init__(self, learning_rate=1e-3, betas=(0.9, 0.999), eps=1e-8):
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
@@ -108,20 +94,32 @@ class Adam(Optimizer):
 
     def _hyperparameters(self):
         o = self.options
-        return [o["learning_rate"], *o["betas"], o["eps"], 0.0]  # last: steps taken
-
-    def step(self, params, grad):
-        self.hyper[4] += 1.0
-        lr, beta1, beta2, eps, t = self.hyper
-        dt = params.dtype.type
-        step_size = dt(lr / (1.0 - beta1**t))
-        root_correction = dt(np.sqrt(1.0 - beta2**t))
-        m, s = self.state
-        m += dt(1.0 - beta1) * (grad - m)
-        s *= dt(beta2)
-        s += dt(1.0 - beta2) * grad * grad
-        params -= step_size * m / (np.sqrt(s) / root_correction + dt(eps))
+        return {"learning_rate": o["learning_rate"], "beta1": o["betas"][0],
+                "beta2": o["betas"][1], "eps": o["eps"], "steps": 0.0}
 
 
 #: ``fit`` method -> optimizer class, for the mini-batch methods.
 OPTIMIZERS = {"sgd": SGD, "gd": SGD, "adam": Adam}
+
+
+def add_optimizer(rule_name, defaults):
+    """``fit(method=rule_name)`` for a new update rule (:mod:`fastbp.kernels.extend`):
+    its options are its hyperparameters (each a finite real number), with their
+    ``defaults``; a step count among them starts at 0."""
+    row = UPDATE_RULES[rule_name]
+    missing = sorted(set(row.hyperparameters) - set(defaults) - {"steps"})
+    if missing:
+        raise ValueError(f"the update rule {rule_name!r} needs a default for {missing}")
+
+    class Added(Optimizer):
+        def __init__(self, **options):
+            super().__init__(**{k: v.real_number(options.get(k, d), k)
+                                for k, d in self.defaults.items()})
+
+        def _hyperparameters(self):
+            return {**self.options, "steps": 0.0}
+
+    Added.rule_name, Added.defaults = rule_name, dict(defaults)
+    Added.__name__ = Added.__qualname__ = rule_name.title().replace("_", "")
+    OPTIMIZERS[rule_name] = Added
+    return Added

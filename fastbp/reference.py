@@ -12,6 +12,7 @@ from .kernels import _tables
 
 __all__ = [
     "ACTIVATIONS",
+    "HEADS",
     "activation",
     "activation_prime",
     "bias_gradient",
@@ -26,6 +27,7 @@ __all__ = [
     "output_delta",
     "relu",
     "relu_prime",
+    "UPDATE_RULES",
     "sigmoid",
     "sigmoid_prime",
     "softmax",
@@ -120,13 +122,12 @@ ACTIVATIONS = {
     "exp": (exp, None),
 }
 
-# f'(z) in terms of a = f(z), as the network passes use it (exact for these four).
-_PRIME_FROM_OUTPUT = {
-    "sigmoid": lambda a: a * (1 - a),
-    "tanh": lambda a: 1 - a * a,
-    "relu": lambda a: (a > 0).astype(a.dtype),
-    "identity": lambda a: np.ones_like(a),
-}
+
+def add_activation(name, f, prime):
+    """The twin of a new activation (:mod:`fastbp.kernels.extend`): ``f`` and
+    ``f'`` as NumPy functions of an array ``z``."""
+    ACTIVATIONS[name] = (lambda z, out=None: _out(f(_float(z)), out),
+                         lambda z, out=None: _out(prime(_float(z)), out))
 
 
 def activation(z, name="sigmoid", out=None):
@@ -160,20 +161,69 @@ def bias_gradient(delta, out=None, accumulate=False):
 
 
 def _forward_all(weights, biases, X, activations):
-    """Activations ``[a0 = X, a1, ..., aL]`` and the output pre-activation ``z[L]``."""
-    a = [X]
-    z = None
+    """Pre-activations ``[z1, ..., zL]`` and activations ``[a0 = X, a1, ..., aL]``."""
+    a, z = [X], []
     for l, W in enumerate(weights):
-        z = a[-1] @ W
-        if biases is not None:
-            z = z + biases[l]
-        a.append(ACTIVATIONS[activations[l]][0](z))
-    return a, z
+        z.append(a[-1] @ W if biases is None else a[-1] @ W + biases[l])
+        a.append(ACTIVATIONS[activations[l]][0](z[-1]))
+    return z, a
 
 
 def forward(weights, biases, X, activations):
     """``yhat`` (n, nL) for weights ``[(n0, n1), ...]`` and per-layer activation names."""
-    return _forward_all(weights, biases, X, activations)[0][-1]
+    return _forward_all(weights, biases, X, activations)[1][-1]
+
+
+# -- output heads: (yhat, z, y, output activation) -> (cost of each entry, dJ/dz) ----------
+# unweighted, per row; head_cost_and_delta weighs the rows and takes the mean or sum.
+
+
+def _half_sse(yhat, z, y, activation):
+    r = yhat - y
+    return 0.5 * r * r, r * ACTIVATIONS[activation][1](z)
+
+
+def _squared_error(yhat, z, y, activation):
+    r = yhat - y
+    return r * r, 2 * r * ACTIVATIONS[activation][1](z)
+
+
+def _canonical(entry_cost):
+    """A loss on its canonical link: ``dJ/dz = yhat - y``."""
+    return lambda yhat, z, y, activation: (entry_cost(yhat, z, y), yhat - y)
+
+
+def _binary_cross_entropy(yhat, z, y):
+    """-[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))) - y * z
+
+
+def _categorical_cross_entropy(yhat, z, y):
+    """-sum y log softmax(z) = sum y (lse(z) - z), lse around the row's maximum."""
+    top = np.max(z, axis=1, keepdims=True)
+    return y * (top + np.log(np.sum(np.exp(z - top), axis=1, keepdims=True)) - z)
+
+
+def _half_poisson_deviance(yhat, z, y):
+    """yhat - y log(yhat) + y log(y) - y, with log(yhat) = z."""
+    y_log_y = np.where(y > 0, y * np.log(np.where(y > 0, y, 1)), 0)
+    return yhat - y * z + y_log_y - y
+
+
+#: Head code -> its twin, for every row of :data:`fastbp.kernels.HEADS`.
+HEADS = {
+    _tables.HALF_SSE: _half_sse,
+    _tables.MSE: _squared_error,
+    _tables.SIGMOID_CROSS_ENTROPY: _canonical(_binary_cross_entropy),
+    _tables.SOFTMAX_CROSS_ENTROPY: _canonical(_categorical_cross_entropy),
+    _tables.POISSON: _canonical(_half_poisson_deviance),
+}
+
+
+def add_canonical_head(code, entry_cost):
+    """The twin of a new head on its canonical link (:mod:`fastbp.kernels.extend`):
+    ``entry_cost(yhat, z, y)``, each output's cost, in NumPy."""
+    HEADS[code] = _canonical(entry_cost)
 
 
 def head_cost_and_delta(yhat, z_out, y, output_activation, loss, sample_weight=None):
@@ -189,35 +239,16 @@ def head_cost_and_delta(yhat, z_out, y, output_activation, loss, sample_weight=N
     else:
         w = np.asarray(sample_weight).reshape(-1, 1)
         n = float(np.sum(w, dtype=np.float64)) or 1.0
-    r = yhat - y
-    if head.code in (_tables.HALF_SSE, _tables.MSE):
-        if head.mean:
-            J, dJ = np.sum(w * r * r, dtype=np.float64) / n, 2 * w * r / n
-        else:
-            J, dJ = 0.5 * np.sum(w * r * r, dtype=np.float64), w * r
-        return J, dJ * _PRIME_FROM_OUTPUT[output_activation](yhat)
-    if head.code == _tables.SIGMOID_CROSS_ENTROPY:
-        # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z
-        softplus = np.maximum(z_out, 0) + np.log1p(np.exp(-np.abs(z_out)))
-        return np.sum(w * (softplus - y * z_out), dtype=np.float64) / n, w * r / n
-    if head.code == _tables.SOFTMAX_CROSS_ENTROPY:
-        # -sum y log softmax(z) = sum y (lse(z) - z), lse around the row's maximum
-        top = np.max(z_out, axis=1, keepdims=True)
-        lse = top + np.log(np.sum(np.exp(z_out - top), axis=1, keepdims=True))
-        return np.sum(w * y * (lse - z_out), dtype=np.float64) / n, w * r / n
-    if head.code == _tables.POISSON:
-        # half the deviance: yhat - y log(yhat) + y log(y) - y, with log(yhat) = z
-        y_log_y = np.where(y > 0, y * np.log(np.where(y > 0, y, 1)), 0)
-        deviance = yhat - y * z_out + y_log_y - y
-        return np.sum(w * deviance, dtype=np.float64) / n, w * r / n
-    raise ValueError(f"no reference for output head {head}")
+    entry_cost, delta = HEADS[head.code](yhat, z_out, y, output_activation)
+    J = np.sum(w * entry_cost, dtype=np.float64)
+    return (J / n, w * delta / n) if head.mean else (J, w * delta)
 
 
 def cost(weights, biases, X, y, activations, loss="half_sse", l2=0.0, sample_weight=None):
     """The cost ``J`` (float): data cost (rows weighted by ``sample_weight``) plus
     ``(l2 / 2) * sum(W**2)`` over weights."""
-    a, z_out = _forward_all(weights, biases, X, activations)
-    J, _ = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss, sample_weight)
+    z, a = _forward_all(weights, biases, X, activations)
+    J, _ = head_cost_and_delta(a[-1], z[-1], y, activations[-1], loss, sample_weight)
     return float(J + 0.5 * l2 * sum(np.sum(W * W, dtype=np.float64) for W in weights))
 
 
@@ -228,8 +259,8 @@ def cost_and_gradients(weights, biases, X, y, activations, loss="half_sse", l2=0
 
     ``bias_grads`` is ``None`` when ``biases`` is ``None``.
     """
-    a, z_out = _forward_all(weights, biases, X, activations)
-    J, delta = head_cost_and_delta(a[-1], z_out, y, activations[-1], loss, sample_weight)
+    z, a = _forward_all(weights, biases, X, activations)
+    J, delta = head_cost_and_delta(a[-1], z[-1], y, activations[-1], loss, sample_weight)
     delta = delta * data_scale
     weight_grads = [None] * len(weights)
     bias_grads = None if biases is None else [None] * len(weights)
@@ -238,6 +269,52 @@ def cost_and_gradients(weights, biases, X, y, activations, loss="half_sse", l2=0
         if biases is not None:
             bias_grads[l] = delta.sum(axis=0)
         if l > 0:
-            delta = (delta @ weights[l].T) * _PRIME_FROM_OUTPUT[activations[l - 1]](a[l])
+            delta = (delta @ weights[l].T) * ACTIVATIONS[activations[l - 1]][1](z[l - 1])
     J = data_scale * J + 0.5 * l2 * sum(np.sum(W * W, dtype=np.float64) for W in weights)
     return float(J), weight_grads, bias_grads
+
+
+# -- update rules: one batch's step of the flat parameters, in place ---------------------
+# ``hyper``: the rule's hyperparameters by name; ``state``: its rows, by name.
+
+
+def sgd_update(params, grad, hyper, state):
+    """``p -= lr g``."""
+    params -= params.dtype.type(hyper["learning_rate"]) * grad
+
+
+def momentum_update(params, grad, hyper, state):
+    """``v = mu v - lr g``, ``p += v``."""
+    lr, mu = (params.dtype.type(hyper[k]) for k in ("learning_rate", "momentum"))
+    v = state["velocity"]
+    v[...] = mu * v - lr * grad
+    params += v
+
+
+def nesterov_update(params, grad, hyper, state):
+    """scikit-learn's Nesterov: ``v = mu v - lr g``, ``p += mu v - lr g``."""
+    lr, mu = (params.dtype.type(hyper[k]) for k in ("learning_rate", "momentum"))
+    v = state["velocity"]
+    v[...] = mu * v - lr * grad
+    params += mu * v - lr * grad
+
+
+def adam_update(params, grad, hyper, state):
+    """``torch.optim.Adam``'s step ``t = hyper["steps"]`` (counted before the call)."""
+    lr, beta1, beta2, eps, t = (hyper[k] for k in ("learning_rate", "beta1", "beta2", "eps",
+                                                    "steps"))
+    dt = params.dtype.type
+    m, v = state["first_moment"], state["second_moment"]
+    m += dt(1.0 - beta1) * (grad - m)
+    v[...] = dt(beta2) * v + dt(1.0 - beta2) * grad * grad
+    correction = dt(np.sqrt(1.0 - beta2**t))
+    params -= dt(lr / (1.0 - beta1**t)) * m / (np.sqrt(v) / correction + dt(eps))
+
+
+#: Rule name -> its step, for every row of :data:`fastbp.kernels.UPDATE_RULES`.
+UPDATE_RULES = {
+    "sgd": sgd_update,
+    "momentum": momentum_update,
+    "nesterov": nesterov_update,
+    "adam": adam_update,
+}

@@ -36,7 +36,11 @@ METHOD_OPTIONS = {
     "bfgs": _BFGS,
     "lbfgs": _LBFGS,
 }
-METHODS = tuple(METHOD_OPTIONS)
+
+
+def add_minibatch_method(method, cls):
+    """``fit(method=method)``: mini-batch epochs stepped by the optimizer ``cls``."""
+    METHOD_OPTIONS[method] = {**_MINIBATCH, **cls.defaults}
 
 
 class ConvergenceWarning(UserWarning):
@@ -59,7 +63,7 @@ def _check_targets_reachable(net, y):
 def _options(method, options):
     """``fit``'s options for ``method``, defaults filled in; ``TypeError`` naming any
     option the method does not take."""
-    v.choice(method, "method", METHODS)
+    v.choice(method, "method", tuple(METHOD_OPTIONS))
     allowed = METHOD_OPTIONS[method]
     unknown = sorted(set(options) - set(allowed) - {"verbose", "callback"})
     if unknown:

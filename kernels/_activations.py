@@ -1,20 +1,25 @@
-"""Activations: the scalar math of each, and the one compiled dispatch over codes.
+"""Activations: the compiled math of each, and every loop over them derived from
+one record per activation.
 
 Loops take 1-D C-contiguous arrays of one dtype and write into ``out`` (which may
 be the input itself); constants are made with ``x.dtype.type`` so that float32
-stays float32 throughout. Each dispatch below has one loop per activation with
-the code fixed inside it, so that every loop vectorises, and raises on a code no
-row of :data:`._tables.ACTIVATIONS` has. Adding an activation: its row there,
-its scalar functions and one branch per dispatch here.
+stays float32 throughout. Each record below (:data:`ELEMENTWISE_KERNELS`,
+:data:`ROWS`) is the compiled side of a row of :data:`._tables.ACTIVATIONS`; the
+dispatches at the end are generated from them (:mod:`._generate`), one loop per
+activation, each raising on a code no row has.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
 from ._exp import exp_nonpositive, expm1_nonpositive
+from ._generate import by_code, specialise
 from ._jit import inlined_kernel, kernel
 from ._tables import EXP, IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
 
-# -- scalar math ---------------------------------------------------------------------
+# -- scalar math: f(x, one), and f' from the pre-activation z or the output a -------------
+# ``one`` is 1 in the arrays' dtype.
 
 
 @kernel
@@ -27,6 +32,19 @@ def sigmoid_scalar(x, one):
 
 
 @kernel
+def sigmoid_prime(z, one):
+    """s(z) * s(-z) = e / (1 + e)^2 with e = exp(-|z|): exact in both tails."""
+    e = exp_nonpositive(-abs(z))
+    d = one + e
+    return e / (d * d)
+
+
+@kernel
+def sigmoid_prime_from_output(a, one):
+    return a * (one - a)
+
+
+@kernel
 def tanh_scalar(x, one):
     """``tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|))`` with the sign of ``x``:
     no cancellation near 0, no overflow, and unlike libm's tanh it vectorises."""
@@ -35,81 +53,83 @@ def tanh_scalar(x, one):
 
 
 @kernel
-def relu_scalar(x, zero):
+def tanh_prime(z, one):
+    """sech(z)^2 = 4 e / (1 + e)^2 with e = exp(-2|z|): 1 - tanh(z)^2 cancels in
+    the tails (a 1e-4 relative error at |z| = 4 in float32)."""
+    e = exp_nonpositive(-(abs(z) + abs(z)))
+    d = one + e
+    return (one + one + one + one) * e / (d * d)
+
+
+@kernel
+def tanh_prime_from_output(a, one):
+    return one - a * a
+
+
+@kernel
+def relu_scalar(x, one):
     """``max(x, 0)`` that lets NaN through, as ``np.maximum`` does."""
+    zero = one - one
     return zero if x <= zero else x
 
 
 @kernel
-def prime_scalar(z, code, one):
-    """``f'(z)`` for activation ``code`` from the pre-activation; ``one`` sets the dtype."""
-    if code == SIGMOID:
-        # s(z) * s(-z) = e / (1 + e)^2 with e = exp(-|z|): exact in both tails.
-        e = exp_nonpositive(-abs(z))
-        d = one + e
-        return e / (d * d)
-    if code == TANH:
-        # sech(z)^2 = 4 e / (1 + e)^2 with e = exp(-2|z|): 1 - tanh(z)^2 cancels in
-        # the tails (a 1e-4 relative error at |z| = 4 in float32)
-        e = exp_nonpositive(-(abs(z) + abs(z)))
-        d = one + e
-        return (one + one + one + one) * e / (d * d)
-    if code == RELU:
-        return one if z > 0 else one - one
+def relu_prime(z, one):
+    return one if z > 0 else one - one
+
+
+@kernel
+def identity_scalar(x, one):
+    return x
+
+
+@kernel
+def identity_prime(z, one):
     return one
 
 
-@kernel
-def prime_from_output(a, code, one):
-    """``f'(z)`` written in terms of the stored ``a = f(z)`` (exact for all four)."""
-    if code == SIGMOID:
-        return a * (one - a)
-    if code == TANH:
-        return one - a * a
-    if code == RELU:
-        return one if a > 0 else one - one
-    return one
+class Elementwise(NamedTuple):
+    """The compiled math of an element-wise activation."""
+
+    f: object  #: f(x, one)
+    prime: object  #: f'(z) from the pre-activation, (z, one)
+    prime_from_output: object  #: f'(z) from a = f(z), (a, one): exact for every row
 
 
-@kernel
-def _unknown(code):
-    raise ValueError("unknown activation code (see kernels/_tables.py ACTIVATIONS)")
+#: Code -> the compiled math of every element-wise activation.
+ELEMENTWISE_KERNELS = {
+    SIGMOID: Elementwise(sigmoid_scalar, sigmoid_prime, sigmoid_prime_from_output),
+    TANH: Elementwise(tanh_scalar, tanh_prime, tanh_prime_from_output),
+    RELU: Elementwise(relu_scalar, relu_prime, relu_prime),
+    IDENTITY: Elementwise(identity_scalar, identity_prime, identity_prime),
+}
 
 
-# -- loops, one per activation -----------------------------------------------------------
+# -- loops over the rows ------------------------------------------------------------------
 
 
-@kernel
-def sigmoid_1d(z, out):
+def _map_1d(z, out):
+    """``out = f(z)``, flat (a template: see :func:`elementwise_rows`)."""
     one = z.dtype.type(1.0)
     # In place the first loop does all: indexing one array, it needs no overlap
     # check, which fails for out is z and would run scalar code. Trip counts
     # rather than an if spare Numba's reference counting on each call.
     same = z.ctypes.data == out.ctypes.data
     for i in range(z.size if same else 0):
-        z[i] = sigmoid_scalar(z[i], one)
+        z[i] = f(z[i], one)  # noqa: F821 (a field of the record)
     for i in range(0 if same else z.size):
-        out[i] = sigmoid_scalar(z[i], one)
+        out[i] = f(z[i], one)  # noqa: F821
 
 
-@kernel
-def tanh_1d(z, out):
-    one = z.dtype.type(1.0)
-    for i in range(z.size):
-        out[i] = tanh_scalar(z[i], one)
+def elementwise_loop(name, math):
+    """The flat loop ``(z, out)`` of an element-wise activation, ``name_1d``."""
+    return specialise(_map_1d, f"{name}_1d", math, kernel)
 
 
-@kernel
-def relu_1d(z, out):
-    zero = z.dtype.type(0.0)
-    for i in range(z.size):
-        out[i] = relu_scalar(z[i], zero)
-
-
-@kernel
-def identity_1d(z, out):
-    for i in range(z.size):
-        out[i] = z[i]
+sigmoid_1d, tanh_1d, relu_1d, identity_1d = (
+    elementwise_loop(name, ELEMENTWISE_KERNELS[code])
+    for name, code in (("sigmoid", SIGMOID), ("tanh", TANH), ("relu", RELU),
+                       ("identity", IDENTITY)))
 
 
 @kernel
@@ -131,143 +151,108 @@ def softmax_rows(z, out, m):
 
 
 @kernel
-def exp_1d(z, out):
+def exp_rows(z, out, m):
     """``exp(z)``, flat (libm's: any real argument; overflow gives inf, which the
     loss then reports)."""
     for i in range(z.size):
         out[i] = np.exp(z[i])
 
 
-# -- the dispatch ------------------------------------------------------------------------
+class Rows(NamedTuple):
+    """How an activation is applied: ``rows(z, out, m)`` over the flat rows of
+    ``m`` entries (an element-wise one ignores ``m``)."""
+
+    rows: object
 
 
-#: The loop of each code, for calls from Python (one compiled loop per call).
+def _ignore_width(z, out, m):
+    """Template: an element-wise loop taking the row width it does not need."""
+    loop(z, out)  # noqa: F821
+
+
+class _Loop(NamedTuple):
+    loop: object
+
+
+def rows_of(name, loop):
+    return specialise(_ignore_width, f"{name}_rows", _Loop(loop), inlined_kernel)
+
+
+#: Code -> the loop of every activation, element-wise or not.
+ROWS = {
+    SIGMOID: Rows(rows_of("sigmoid", sigmoid_1d)),
+    TANH: Rows(rows_of("tanh", tanh_1d)),
+    RELU: Rows(rows_of("relu", relu_1d)),
+    IDENTITY: Rows(rows_of("identity", identity_1d)),
+    SOFTMAX: Rows(softmax_rows),
+    EXP: Rows(exp_rows),
+}
+
+#: The loop of each element-wise code, for calls from Python (one compiled loop per call).
 LOOPS = {SIGMOID: sigmoid_1d, TANH: tanh_1d, RELU: relu_1d, IDENTITY: identity_1d}
 
 
-@kernel
+# -- the dispatch, generated from the records -----------------------------------------------
+
+
+@by_code(ROWS, kernel, label="activation")
 def activate_inplace(a, m, code):
     """``a = f(a)`` for the flat ``a`` of rows of ``m`` entries."""
-    if code == SIGMOID:
-        sigmoid_1d(a, a)
-    elif code == TANH:
-        tanh_1d(a, a)
-    elif code == RELU:
-        relu_1d(a, a)
-    elif code == SOFTMAX:
-        softmax_rows(a, a, m)
-    elif code == EXP:
-        exp_1d(a, a)
-    elif code != IDENTITY:
-        _unknown(code)
+    rows(a, a, m)  # noqa: F821
 
 
-@inlined_kernel
+@by_code(ELEMENTWISE_KERNELS, inlined_kernel, label="activation")
 def add_bias_and_activate(Z, bias, code):
     """``Z = f(Z + bias)`` in place on the (n, m) block ``Z``, in one pass rather than
-    one to add and one to activate; ``IDENTITY`` only adds the bias. Element-wise
-    activations only."""
+    one to add and one to activate. Element-wise activations only."""
     n, m = Z.shape
     one = Z.dtype.type(1.0)
-    zero = one - one
-    if code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = sigmoid_scalar(Z[i, j] + bias[j], one)
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = tanh_scalar(Z[i, j] + bias[j], one)
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] = relu_scalar(Z[i, j] + bias[j], zero)
-    elif code == IDENTITY:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] += bias[j]
-    else:
-        _unknown(code)
+    for i in range(n):
+        for j in range(m):
+            Z[i, j] = f(Z[i, j] + bias[j], one)  # noqa: F821
 
 
-@kernel
+@by_code(ELEMENTWISE_KERNELS, kernel, label="activation")
 def backprop_through(d, s, code):
     """``d = s * f'(z)`` with ``d`` holding ``a = f(z)`` on entry: a delta replaces
     the activations whose only remaining use is their own derivative."""
     one = d.dtype.type(1.0)
-    if code == SIGMOID:
-        for i in range(d.size):
-            d[i] = s[i] * prime_from_output(d[i], SIGMOID, one)
-    elif code == TANH:
-        for i in range(d.size):
-            d[i] = s[i] * prime_from_output(d[i], TANH, one)
-    elif code == RELU:
-        for i in range(d.size):
-            d[i] = s[i] * prime_from_output(d[i], RELU, one)
-    elif code == IDENTITY:
-        for i in range(d.size):
-            d[i] = s[i]
-    else:
-        _unknown(code)
+    for i in range(d.size):
+        d[i] = s[i] * prime_from_output(d[i], one)  # noqa: F821
 
 
-@kernel
+@by_code(ELEMENTWISE_KERNELS, kernel, label="activation")
 def times_prime_of_output(s, a, code):
     """``s *= f'(z)`` given ``a = f(z)``, flat: the delta of a layer whose
     activations must be kept (a parallel pass needs them after every delta)."""
     one = s.dtype.type(1.0)
-    if code == SIGMOID:
-        for i in range(s.size):
-            s[i] *= prime_from_output(a[i], SIGMOID, one)
-    elif code == TANH:
-        for i in range(s.size):
-            s[i] *= prime_from_output(a[i], TANH, one)
-    elif code == RELU:
-        for i in range(s.size):
-            s[i] *= prime_from_output(a[i], RELU, one)
-    elif code != IDENTITY:
-        _unknown(code)
+    for i in range(s.size):
+        s[i] *= prime_from_output(a[i], one)  # noqa: F821
 
 
-@kernel
+@by_code(ELEMENTWISE_KERNELS, kernel, label="activation")
 def prime_1d(z, out, code):
     """``out = f'(z)``, flat, element-wise activations."""
     # one loop per activation, each with its code fixed: with the runtime code
-    # inside the loop, LLVM kept the float64 loops scalar (5.6 against 0.9 ns an
-    # element for the sigmoid's)
+    # inside the loop, LLVM kept the float64 loops scalar
     one = z.dtype.type(1.0)
-    if code == SIGMOID:
-        for i in range(z.size):
-            out[i] = prime_scalar(z[i], SIGMOID, one)
-    elif code == TANH:
-        for i in range(z.size):
-            out[i] = prime_scalar(z[i], TANH, one)
-    elif code == RELU:
-        for i in range(z.size):
-            out[i] = prime_scalar(z[i], RELU, one)
-    elif code == IDENTITY:
-        for i in range(z.size):
-            out[i] = one
-    else:
-        _unknown(code)
+    for i in range(z.size):
+        out[i] = prime(z[i], one)  # noqa: F821
 
 
-@kernel
+@by_code(ELEMENTWISE_KERNELS, kernel, label="activation")
 def mul_prime_1d(x, z, code):
-    """``x *= f'(z)``, flat, element-wise activations (one loop per activation,
-    as in :func:`prime_1d`)."""
+    """``x *= f'(z)``, flat, element-wise activations."""
     one = x.dtype.type(1.0)
-    if code == SIGMOID:
-        for i in range(x.size):
-            x[i] *= prime_scalar(z[i], SIGMOID, one)
-    elif code == TANH:
-        for i in range(x.size):
-            x[i] *= prime_scalar(z[i], TANH, one)
-    elif code == RELU:
-        for i in range(x.size):
-            x[i] *= prime_scalar(z[i], RELU, one)
-    elif code != IDENTITY:
-        _unknown(code)
+    for i in range(x.size):
+        x[i] *= prime(z[i], one)  # noqa: F821
+
+
+@by_code(ELEMENTWISE_KERNELS, kernel, label="activation")
+def prime_from_output_of(a, code, one):
+    """``f'(z)`` from ``a = f(z)`` for the element-wise activation ``code``, one
+    entry (a code read per entry: for loops whose cost lies elsewhere)."""
+    return prime_from_output(a, one)  # noqa: F821
 
 
 @kernel

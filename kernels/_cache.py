@@ -397,9 +397,27 @@ if ENABLED and WRITABLE:
         copy_prebuilt(_source, FOLDER)
 
 
+#: Every kernel's dispatcher, as :func:`attach` saw it.
+_ATTACHED = []
+
+
 def attach(dispatcher):
     """Give a kernel's dispatcher the cache (a plain Python function, under
     ``NUMBA_DISABLE_JIT``, is returned as it is)."""
-    if ENABLED and hasattr(dispatcher, "_cache"):
-        dispatcher._cache = KernelCache(dispatcher.py_func)
+    if hasattr(dispatcher, "_cache"):
+        _ATTACHED.append(dispatcher)
+        if ENABLED:
+            dispatcher._cache = KernelCache(dispatcher.py_func)
     return dispatcher
+
+
+def any_compiled():
+    """Whether any kernel has been compiled (or loaded from the cache) yet."""
+    return any(d.overloads for d in _ATTACHED)
+
+
+def detach_all():
+    """Compile every kernel in memory from now on: the tables were extended, and
+    the cache is keyed on the package's own sources."""
+    for dispatcher in _ATTACHED:
+        dispatcher._cache = caching.NullCache()

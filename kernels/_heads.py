@@ -12,14 +12,17 @@ row's cost and delta are multiplied by its weight and means are over the
 weights' sum (the caller's ``n_mean``), so a weight of ``k`` counts a row ``k``
 times and a weight of 0 drops it. Multiplying by a weight of 1 is exact: the
 unweighted pass gives the same bits either way.
-Adding a head: its row in the table, one branch here (for a loss on its
-canonical link, whose delta is ``a - y``: its cost per entry, handed to
-:func:`_canonical`), its twin in :func:`fastbp.reference.head_cost_and_delta`.
+Each head's compiled side is one record of :data:`HEAD_KERNELS`, from which the
+dispatch :func:`cost_and_delta` is generated. A loss on its canonical link
+(delta ``a - y``) needs only its cost per entry (:func:`canonical_head`).
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
-from ._activations import prime_from_output
+from ._activations import prime_from_output_of
+from ._generate import by_code, specialise
 from ._jit import inlined_kernel, kernel
 from ._tables import HALF_SSE, MSE, POISSON, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY
 
@@ -44,7 +47,7 @@ def _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, mean):
             r = a[i] - y[i]
             cost += wr * (r * r)
             if with_delta:
-                a[i] = r * s * prime_from_output(a[i], code, one)
+                a[i] = r * s * prime_from_output_of(a[i], code, one)
     return cost * (data_scale / n_mean if mean else 0.5 * data_scale)
 
 
@@ -106,19 +109,61 @@ def _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
     return cost * scale
 
 
-@kernel
+class HeadKernel(NamedTuple):
+    """The compiled side of a head: ``cost(a, z, y, w, n, m, code, n_mean,
+    data_scale, with_delta)`` returns the scaled data cost (float64) and, with
+    ``with_delta``, writes the scaled ``dJ/dz[L]`` over ``a``; ``code`` is the
+    output activation."""
+
+    cost: object
+
+
+@inlined_kernel
+def _half_sse(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
+    return _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, False)
+
+
+@inlined_kernel
+def _mse(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
+    return _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, True)
+
+
+@inlined_kernel
+def _softmax_head(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
+    return _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
+
+
+class _EntryCost(NamedTuple):
+    entry_cost: object
+
+
+def _canonical_template(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
+    return _canonical(entry_cost, a, z, y, w, n, m, n_mean, data_scale,  # noqa: F821
+                      with_delta)
+
+
+def canonical_head(name, entry_cost):
+    """The head of a loss on its canonical link from its compiled cost per
+    entry, ``entry_cost(a, z, y)``: delta ``a - y``."""
+    return HeadKernel(specialise(_canonical_template, f"{name}_head", _EntryCost(entry_cost),
+                                 inlined_kernel))
+
+
+#: Head code -> its compiled side.
+HEAD_KERNELS = {
+    HALF_SSE: HeadKernel(_half_sse),
+    MSE: HeadKernel(_mse),
+    SIGMOID_CROSS_ENTROPY: canonical_head("sigmoid_cross_entropy", _softplus_cost),
+    SOFTMAX_CROSS_ENTROPY: HeadKernel(_softmax_head),
+    POISSON: canonical_head("poisson", _poisson_cost),
+}
+
+
+@by_code(HEAD_KERNELS, kernel, code="head", label="output head")
 def cost_and_delta(a, z, y, w, head, code, n, n_mean, data_scale, with_delta):
     """The scaled data cost of head ``head`` (float64) on ``n`` rows weighted by
     ``w`` (empty: unweighted), means taken over ``n_mean`` rows (the weights'
     sum); with ``with_delta`` the scaled ``dJ/dz[L]`` replaces ``a``. ``code``:
     the output activation."""
     m = y.size // max(n, 1)
-    if head == HALF_SSE or head == MSE:
-        return _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, head == MSE)
-    if head == SIGMOID_CROSS_ENTROPY:
-        return _canonical(_softplus_cost, a, z, y, w, n, m, n_mean, data_scale, with_delta)
-    if head == SOFTMAX_CROSS_ENTROPY:
-        return _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
-    if head == POISSON:
-        return _canonical(_poisson_cost, a, z, y, w, n, m, n_mean, data_scale, with_delta)
-    raise ValueError("unknown output head code (see kernels/_tables.py HEADS)")
+    return cost(a, z, y, w, n, m, code, n_mean, data_scale, with_delta)  # noqa: F821

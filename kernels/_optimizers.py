@@ -1,75 +1,169 @@
-"""Compiled optimizer updates, one per rule of :data:`._tables.UPDATE_RULES`.
+"""Compiled optimizer updates: one record per rule of :data:`._tables.UPDATE_RULES`,
+from which the loops and the dispatch are generated.
 
-Each takes the flat parameters, the gradient of the batch's cost, the rule's
-hyperparameters ``hyper`` (float64) and its state ``state`` (rows of the
-parameters' shape and dtype), and steps the entries ``[lo, hi)`` of the
-parameters in place: a parallel pass steps its blocks of parameters separately,
-after :func:`begin_step` once per batch. ``l2`` adds ``l2 * params`` to the
-gradient as the step reads it (0: the gradient as it is, exactly): a sparse
-first layer's gradient is stored without its L2 term, so that only the rows
-its batch touches are written. The NumPy twins live in :mod:`fastbp.optimizers`.
+A rule is its per-element ``step`` and a ``prepare`` that turns its float64
+hyperparameters ``hyper`` (named in its table row) into the constants of one
+batch's step, in the parameters' dtype. Its state (rows of the parameters'
+shape and dtype, named in the row) is stepped with the parameters.
+
+The generated update steps the entries ``[lo, hi)`` of the flat parameters in
+place: a parallel pass steps its blocks of parameters separately, after
+:func:`begin_step` once per batch. ``l2`` adds ``l2 * params`` to the gradient
+as the step reads it (0: the gradient as it is, exactly): a sparse first
+layer's gradient is stored without its L2 term, so that only the rows its
+batch touches are written.
 """
+
+from typing import NamedTuple
 
 import numpy as np
 
-from ._jit import kernel
-from ._tables import ADAM_RULE, MOMENTUM_RULE, NESTEROV_RULE, SGD_RULE
+from ._generate import by_code, specialise
+from ._jit import ZERO_OFFSET, kernel
+from ._tables import ADAM_RULE, MOMENTUM_RULE, NESTEROV_RULE, SGD_RULE, UPDATE_RULES
+
+#: Adam's step count, a hyperparameter the compiled rule advances.
+ADAM_STEPS = UPDATE_RULES["adam"].hyperparameters.index("steps")
+
+
+class RuleKernel(NamedTuple):
+    """A rule's compiled side."""
+
+    #: ``(hyper, params)``: the batch's constants, a tuple in ``params``' dtype
+    prepare: object
+    #: ``(p, g, *state, constants)``: the stepped ``p`` and state entries
+    step: object
+    #: ``(hyper)``: once per batch before its steps (a step count advances)
+    begin: object
 
 
 @kernel
-def _sgd(params, grad, hyper, l2):
-    """``hyper = [learning_rate]``: ``p -= lr g``."""
-    lr = params.dtype.type(hyper[0])
-    for i in range(params.size):
-        params[i] -= lr * (grad[i] + l2 * params[i])
+def no_begin(hyper):
+    pass
 
 
 @kernel
-def _momentum(params, grad, hyper, v, l2):
-    """Classical momentum, ``hyper = [learning_rate, momentum]``, ``v`` the
-    velocity: ``v = mu v - lr g``, ``p += v``."""
-    lr, mu = params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
-    for i in range(params.size):
-        v[i] = mu * v[i] - lr * (grad[i] + l2 * params[i])
-        params[i] += v[i]
+def learning_rate(hyper, params):
+    return (params.dtype.type(hyper[0]),)
 
 
 @kernel
-def _nesterov(params, grad, hyper, v, l2):
-    """Nesterov's momentum as scikit-learn steps it, ``hyper = [learning_rate,
-    momentum]``: ``v = mu v - lr g``, ``p += mu v - lr g`` (the step looks ahead
-    along the new velocity)."""
-    lr, mu = params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
-    for i in range(params.size):
-        step = lr * (grad[i] + l2 * params[i])
-        v[i] = mu * v[i] - step
-        params[i] += mu * v[i] - step
+def sgd_step(p, g, c):
+    """``p -= lr g``."""
+    (lr,) = c
+    return p - lr * g
 
 
 @kernel
-def _adam(params, grad, hyper, m, v, l2):
-    """Adam as ``torch.optim.Adam`` steps it (no weight decay), ``hyper = [lr, beta1,
-    beta2, eps, t]`` with ``t`` the steps taken so far (this one included: see
-    :func:`begin_step`), ``m``, ``v`` the first and second moments."""
-    lr, beta1, beta2, eps, t = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+def learning_rate_and_momentum(hyper, params):
+    return params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
+
+
+@kernel
+def momentum_step(p, g, v, c):
+    """Classical momentum: ``v = mu v - lr g``, ``p += v``."""
+    lr, mu = c
+    v = mu * v - lr * g
+    return p + v, v
+
+
+@kernel
+def nesterov_step(p, g, v, c):
+    """Nesterov's momentum as scikit-learn steps it: ``v = mu v - lr g``,
+    ``p += mu v - lr g`` (the step looks ahead along the new velocity)."""
+    lr, mu = c
+    step = lr * g
+    v = mu * v - step
+    return p + (mu * v - step), v
+
+
+@kernel
+def adam_begin(hyper):
+    hyper[ADAM_STEPS] += 1.0
+
+
+@kernel
+def adam_prepare(hyper, params):
+    """Adam as ``torch.optim.Adam`` steps it (no weight decay), ``t`` the steps
+    taken so far, this one included."""
+    lr, beta1, beta2, eps, t = hyper[0], hyper[1], hyper[2], hyper[3], hyper[ADAM_STEPS]
     dt = params.dtype.type
-    step_size = dt(lr / (1.0 - beta1**t))
-    root_correction = dt(np.sqrt(1.0 - beta2**t))
-    keep1, keep2, eps_ = dt(1.0 - beta1), dt(1.0 - beta2), dt(eps)
-    b2 = dt(beta2)
-    for i in range(params.size):
-        g = grad[i] + l2 * params[i]
-        m[i] += keep1 * (g - m[i])  # torch's lerp
-        v[i] = b2 * v[i] + keep2 * g * g
-        params[i] -= step_size * m[i] / (np.sqrt(v[i]) / root_correction + eps_)
+    return (dt(lr / (1.0 - beta1**t)), dt(np.sqrt(1.0 - beta2**t)), dt(1.0 - beta1),
+            dt(1.0 - beta2), dt(beta2), dt(eps))
 
 
 @kernel
+def adam_step(p, g, m, v, c):
+    """``m``, ``v``: the first and second moments."""
+    step_size, root_correction, keep1, keep2, b2, eps = c
+    m = m + keep1 * (g - m)  # torch's lerp
+    v = b2 * v + keep2 * g * g
+    return p - step_size * m / (np.sqrt(v) / root_correction + eps), m, v
+
+
+# Templates of a rule's loop, by the number of state rows it keeps. The rules loop
+# over slices from 0: a loop from a runtime ``lo`` did not vectorise (Numba guards
+# each index against being negative), which tripled Adam's step.
+
+
+def _update_stateless(params, grad, hyper, state, lo, hi, l2):
+    c = prepare(hyper, params)  # noqa: F821 (the record's fields)
+    p, g = params[lo:hi], grad[lo:hi]
+    for i in range(p.size):
+        p[i] = step(p[i], g[i] + l2 * p[i], c)  # noqa: F821
+
+
+def _update_one_row(params, grad, hyper, state, lo, hi, l2):
+    c = prepare(hyper, params)  # noqa: F821
+    p, g, s = params[lo:hi], grad[lo:hi], state[0][lo:hi]
+    for i in range(p.size):
+        p[i], s[i] = step(p[i], g[i] + l2 * p[i], s[i], c)  # noqa: F821
+
+
+def _update_two_rows(params, grad, hyper, state, lo, hi, l2):
+    c = prepare(hyper, params)  # noqa: F821
+    p, g, s, t = params[lo:hi], grad[lo:hi], state[0][lo:hi], state[1][lo:hi]
+    for i in range(p.size):
+        p[i], s[i], t[i] = step(p[i], g[i] + l2 * p[i], s[i], t[i], c)  # noqa: F821
+
+
+LOOP_TEMPLATES = (_update_stateless, _update_one_row, _update_two_rows)
+
+
+class Update(NamedTuple):
+    update: object
+    begin: object
+
+
+def rule_update(name, rule):
+    """The generated loop of the rule ``name`` (its row in ``UPDATE_RULES``)."""
+    n_state = len(UPDATE_RULES[name].state)
+    return Update(specialise(LOOP_TEMPLATES[n_state], f"{name}_update", rule, kernel),
+                  rule.begin)
+
+
+#: Rule code -> its compiled side.
+RULE_KERNELS = {
+    SGD_RULE: rule_update("sgd", RuleKernel(learning_rate, sgd_step, no_begin)),
+    MOMENTUM_RULE: rule_update(
+        "momentum", RuleKernel(learning_rate_and_momentum, momentum_step, no_begin)),
+    ADAM_RULE: rule_update("adam", RuleKernel(adam_prepare, adam_step, adam_begin)),
+    NESTEROV_RULE: rule_update(
+        "nesterov", RuleKernel(learning_rate_and_momentum, nesterov_step, no_begin)),
+}
+
+
+@by_code(RULE_KERNELS, kernel, code="rule", label="update rule")
 def begin_step(rule, hyper):
-    """Count one more step (once per batch, before its updates): Adam's bias
-    correction needs the step number."""
-    if rule == ADAM_RULE:
-        hyper[4] += 1.0
+    """Count one more step (once per batch, before its updates)."""
+    begin(hyper)  # noqa: F821
+
+
+@by_code(RULE_KERNELS, kernel, code="rule", label="update rule")
+def apply_decayed_update(rule, params, grad, hyper, state, lo, hi, l2):
+    """Step ``params[lo:hi]`` by rule ``rule`` from the gradient ``grad + l2 *
+    params``."""
+    update(params, grad, hyper, state, lo, hi, l2)  # noqa: F821
 
 
 @kernel
@@ -79,19 +173,7 @@ def apply_update(rule, params, grad, hyper, state, lo, hi):
 
 
 @kernel
-def apply_decayed_update(rule, params, grad, hyper, state, lo, hi, l2):
-    """Step ``params[lo:hi]`` by rule ``rule`` from the gradient ``grad + l2 *
-    params``. The rules loop over slices from 0: a loop from a runtime ``lo`` did
-    not vectorise (Numba guards each index against being negative), which
-    tripled Adam's step."""
-    p, g = params[lo:hi], grad[lo:hi]
-    if rule == SGD_RULE:
-        _sgd(p, g, hyper, l2)
-    elif rule == MOMENTUM_RULE:
-        _momentum(p, g, hyper, state[0][lo:hi], l2)
-    elif rule == ADAM_RULE:
-        _adam(p, g, hyper, state[0][lo:hi], state[1][lo:hi], l2)
-    elif rule == NESTEROV_RULE:
-        _nesterov(p, g, hyper, state[0][lo:hi], l2)
-    else:
-        raise ValueError("unknown update rule code (see kernels/_tables.py UPDATE_RULES)")
+def step_all(rule, params, grad, hyper, state):
+    """One whole step of every parameter: the count, then the update."""
+    begin_step(rule, hyper)
+    apply_update(rule, params, grad, hyper, state, ZERO_OFFSET, params.size)

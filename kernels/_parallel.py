@@ -243,7 +243,8 @@ def run(mode, params, layout, X, y, w, order, batch_size, rule, hyper, state, l2
         l2_cost = 0.0
         if backward:
             update = rule if gather else NO_UPDATE
-            begin_step(update, hyper)
+            if update != NO_UPDATE:
+                begin_step(update, hyper)
             for t in prange(n_blocks):
                 partial[t] = _params_step(params, layout, x, m, np.int64(t), n_blocks, work,
                                           grad, l2, step, update, hyper, state)

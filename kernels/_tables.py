@@ -3,8 +3,11 @@ output activation) and optimizer update rules.
 
 Each row gives a name, the integer code the compiled dispatch branches on, and
 the properties that validation, the NumPy reference, the tests and the
-benchmarks read. Adding one means: a row here, its compiled branches (unknown
-codes raise in every dispatch) and its NumPy twin in :mod:`fastbp.reference`.
+benchmarks read. Built-in pieces: a row here, its compiled record (beside its
+math in ``_activations.py``, ``_heads.py`` or ``_optimizers.py``; the dispatches
+are generated from the records) and its NumPy twin in :mod:`fastbp.reference`.
+:mod:`fastbp.kernels.extend` adds a piece to all three in one call. No Numba
+here: the reference reads these tables too.
 """
 
 from typing import NamedTuple
@@ -33,7 +36,7 @@ ACTIVATIONS = {
 }
 SIGMOID, TANH, RELU, IDENTITY, SOFTMAX, EXP = (ACTIVATIONS[name].code for name in ACTIVATIONS)
 #: The activations a hidden layer (and the element-wise kernels) may use.
-ELEMENTWISE = tuple(name for name, a in ACTIVATIONS.items() if a.elementwise)
+ELEMENTWISE = [name for name, a in ACTIVATIONS.items() if a.elementwise]
 
 
 class Head(NamedTuple):
@@ -49,18 +52,24 @@ class Head(NamedTuple):
     #: what the targets must be: "any" real, "unit" (each in [0, 1]),
     #: "distribution" (each row non-negative, summing to 1) or "counts" (each >= 0)
     targets: str
+    #: what ``Network.score`` reports: "accuracy" or "r2"
+    score: str
+    #: the head's own name (a loss may have several heads)
+    name: str
 
 
-HEADS = (
-    Head(0, "half_sse", None, mean=False, targets="any"),
-    Head(1, "mse", None, mean=True, targets="any"),
-    Head(2, "cross_entropy", ("sigmoid",), mean=True, targets="unit"),
-    Head(3, "cross_entropy", ("softmax",), mean=True, targets="distribution"),
+#: Every output head (a list: :mod:`fastbp.kernels.extend` appends).
+HEADS = [
+    Head(0, "half_sse", None, False, "any", "r2", "half_sse"),
+    Head(1, "mse", None, True, "any", "r2", "mse"),
+    Head(2, "cross_entropy", ("sigmoid",), True, "unit", "accuracy", "sigmoid_cross_entropy"),
+    Head(3, "cross_entropy", ("softmax",), True, "distribution", "accuracy",
+         "softmax_cross_entropy"),
     # half the Poisson deviance of yhat = exp(z), as scikit-learn's MLPRegressor
-    Head(4, "poisson", ("exp",), mean=True, targets="counts"),
-)
+    Head(4, "poisson", ("exp",), True, "counts", "r2", "poisson"),
+]
 HALF_SSE, MSE, SIGMOID_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY, POISSON = (h.code for h in HEADS)
-LOSSES = tuple(dict.fromkeys(h.loss for h in HEADS))
+LOSSES = list(dict.fromkeys(h.loss for h in HEADS))
 
 
 def head(output_activation, loss):
@@ -75,6 +84,52 @@ def head(output_activation, loss):
                      f"got {output_activation!r}")
 
 
-#: Optimizer update rule name -> code of its compiled update (``_optimizers.py``).
-UPDATE_RULES = {"sgd": 0, "momentum": 1, "adam": 2, "nesterov": 3}
-SGD_RULE, MOMENTUM_RULE, ADAM_RULE, NESTEROV_RULE = UPDATE_RULES.values()
+class UpdateRule(NamedTuple):
+    """An optimizer update rule: its code, the float64 hyperparameters it reads (in
+    order; a step count among them is advanced by the rule) and the rows of
+    parameter-shaped state it keeps."""
+
+    code: int
+    hyperparameters: tuple
+    state: tuple
+
+
+#: Optimizer update rule name -> its row (compiled in ``_optimizers.py``).
+UPDATE_RULES = {
+    "sgd": UpdateRule(0, ("learning_rate",), ()),
+    "momentum": UpdateRule(1, ("learning_rate", "momentum"), ("velocity",)),
+    "adam": UpdateRule(2, ("learning_rate", "beta1", "beta2", "eps", "steps"),
+                       ("first_moment", "second_moment")),
+    "nesterov": UpdateRule(3, ("learning_rate", "momentum"), ("velocity",)),
+}
+SGD_RULE, MOMENTUM_RULE, ADAM_RULE, NESTEROV_RULE = (r.code for r in UPDATE_RULES.values())
+
+
+# -- growing the tables (fastbp.kernels.extend): in place, so every view sees it ---------
+
+
+def add_activation(name, row):
+    """Add ``row`` (its code replaced by a fresh one) as the activation ``name``;
+    its code."""
+    code = max(a.code for a in ACTIVATIONS.values()) + 1
+    ACTIVATIONS[name] = row._replace(code=code)
+    if row.elementwise:
+        ELEMENTWISE.append(name)
+    return code
+
+
+def add_head(row):
+    """Add ``row`` (its code replaced by a fresh one) to :data:`HEADS`; its code."""
+    code = max(h.code for h in HEADS) + 1
+    HEADS.append(row._replace(code=code))
+    if row.loss not in LOSSES:
+        LOSSES.append(row.loss)
+    return code
+
+
+def add_rule(name, row):
+    """Add ``row`` (its code replaced by a fresh one) as the update rule ``name``;
+    its code."""
+    code = max(r.code for r in UPDATE_RULES.values()) + 1
+    UPDATE_RULES[name] = row._replace(code=code)
+    return code

@@ -82,6 +82,19 @@ NETWORK_KINDS = [(hidden, h.outputs[0] if h.outputs else hidden, h.loss)
                  for h in kernels.HEADS for hidden in kernels.ELEMENTWISE]
 
 
+def _rule_cases():
+    from fastbp.optimizers import OPTIMIZERS
+
+    built_in = [("sgd", {}), ("sgd", {"momentum": 0.9}),
+                ("sgd", {"momentum": 0.9, "nesterov": True}), ("adam", {})]
+    return built_in + [(method, {}) for method in OPTIMIZERS if method not in ("sgd", "gd", "adam")]
+
+
+#: A mini-batch ``fit`` of every update rule of the table, as ``(method, options)``
+#: (an optimizer added with a rule of its own runs with its defaults).
+RULE_CASES = _rule_cases()
+
+
 def random_targets(rng, n, m, output_activation, loss):
     """Targets (n, m) float64 of the kind the output head takes: any real in [0, 1)
     for most, rows of probabilities (soft, or one-hot on even seeds) for softmax."""

@@ -14,9 +14,11 @@ from fastbp.kernels import _parallel
 import fastbp
 from fastbp import objective, reference, threads
 
-#: A sum-type loss and two mean-type ones.
-KINDS = [("tanh", "identity", "half_sse"), ("sigmoid", "sigmoid", "mse"),
-         ("relu", "softmax", "cross_entropy")]
+#: Every output head (sum-type and mean-type losses), each with a hidden activation
+#: of its own in turn.
+_HIDDEN = fastbp.kernels.ELEMENTWISE
+KINDS = [(_HIDDEN[i % len(_HIDDEN)], h.outputs[0] if h.outputs else _HIDDEN[i % len(_HIDDEN)],
+          h.loss) for i, h in enumerate(fastbp.kernels.HEADS)]
 SIZES = [5, 7, 3]
 ROWS = 45  # seven chunks of 6 or 7 rows
 

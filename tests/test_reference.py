@@ -19,10 +19,10 @@ def _random_network(rng, sizes, bias):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("case", CASES)
 def test_reference_gradient_matches_central_differences(case, seed):
-    activation, output, loss, bias, l2 = CASES[case]
-    rng = np.random.default_rng([case, seed])
+    activation, output, loss, bias, l2 = case
+    rng = np.random.default_rng([CASES.index(case), seed])
     sizes = [3, 5, 4, 3]
     acts = [activation, activation, output]
     weights, biases = _random_network(rng, sizes, bias)

@@ -6,7 +6,7 @@ chunked) equal the reference, which equals central finite differences."""
 import numba
 import numpy as np
 import pytest
-from conftest import DTYPES, NETWORK_KINDS, TOLERANCES, assert_close, random_targets
+from conftest import DTYPES, NETWORK_KINDS, RULE_CASES, TOLERANCES, assert_close, random_targets
 
 import fastbp
 from fastbp import objective, threads
@@ -117,21 +117,21 @@ def test_full_batch_fits_on_integer_weights_equal_fits_on_repeated_rows(backend,
     np.testing.assert_allclose(weighted.loss_curve_, plain.loss_curve_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("method", ["sgd", "adam"])
+@pytest.mark.parametrize("method, rule", [case for case in RULE_CASES if not case[1]])
 @pytest.mark.parametrize("kind", NETWORK_KINDS[::4])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_weighted_epochs_of_the_compiled_engine_equal_the_reference(method, kind, dtype,
+def test_weighted_epochs_of_the_compiled_engine_equal_the_reference(method, rule, kind, dtype,
                                                                     engine, rng):
     X, y, w = _data(rng, kind, n=41, dtype=dtype)
     w[5:9] = 0.0  # a batch of 4 rows that weighs nothing: its data terms drop out
     fits = [_net(kind, dtype, b).fit(X, y, method, epochs=3, batch_size=4, seed=1,
-                                     sample_weight=w, learning_rate=0.05)
+                                     sample_weight=w, learning_rate=0.05, **rule)
             for b in BACKENDS]
     assert_close(fits[0].get_params(), fits[1].get_params(), dtype)
     np.testing.assert_allclose(fits[0].loss_curve_, fits[1].loss_curve_,
                                rtol=10 * TOLERANCES[np.dtype(dtype)]["rtol"])
     unweighted = _net(kind, dtype).fit(X, y, method, epochs=3, batch_size=4, seed=1,
-                                       learning_rate=0.05)
+                                       learning_rate=0.05, **rule)
     assert not np.allclose(unweighted.get_params(), fits[0].get_params())
 
 

@@ -4,7 +4,7 @@ engine and the reference, in chunks, with weights, and in the estimators."""
 
 import numpy as np
 import pytest
-from conftest import DTYPES, NETWORK_KINDS, TOLERANCES, assert_close, random_targets
+from conftest import DTYPES, NETWORK_KINDS, RULE_CASES, TOLERANCES, assert_close, random_targets
 
 import fastbp
 from fastbp import objective
@@ -73,10 +73,8 @@ def test_chunked_passes_equal_one_pass(rng, monkeypatch):
 
 
 @pytest.mark.parametrize("method, options", [
-    ("sgd", dict(epochs=3, batch_size=4, learning_rate=0.05, seed=2)),
-    ("sgd", dict(epochs=3, batch_size=4, learning_rate=0.05, momentum=0.9, nesterov=True,
-                 seed=2)),
-    ("adam", dict(epochs=3, batch_size=4, learning_rate=0.01, seed=2)),
+    *((method, dict(epochs=3, batch_size=4, learning_rate=0.02, seed=2, **rule))
+      for method, rule in RULE_CASES),
     ("gd", dict(epochs=4, learning_rate=0.1)),
     ("lbfgs", dict(max_iter=6)),
 ])

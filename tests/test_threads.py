@@ -8,7 +8,7 @@ import threading
 import numba
 import numpy as np
 import pytest
-from conftest import DTYPES, NETWORK_KINDS, TOLERANCES, assert_close, random_targets
+from conftest import DTYPES, NETWORK_KINDS, RULE_CASES, TOLERANCES, assert_close, random_targets
 from fastbp.kernels import _network as serial
 from fastbp.kernels import _parallel
 from test_runtime import GRADIENT_SCRIPT, _run
@@ -59,9 +59,7 @@ def test_threaded_passes_match_the_reference(kind, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("method, rule", [("sgd", {}), ("sgd", {"momentum": 0.9}),
-                                          ("sgd", {"momentum": 0.9, "nesterov": True}),
-                                          ("adam", {"learning_rate": 1e-3})])
+@pytest.mark.parametrize("method, rule", RULE_CASES)
 def test_threaded_epochs_match_the_serial_ones(monkeypatch, method, rule, dtype, rng):
     sizes, kind = [9, 12, 4], ("tanh", "softmax", "cross_entropy")
     X, y = _data(rng, sizes, 50, kind[1], kind[2], dtype)

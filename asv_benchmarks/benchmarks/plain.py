@@ -7,12 +7,16 @@ An SGD epoch is a shuffled index, an ``X[idx]`` gather, ``1 / (1 + np.exp(-z))``
 the same batches and steps each array as ``torch.optim.Adam`` does, with the
 moments ``m``, ``v`` in arrays of its own, updated in place; a softmax output is
 ``z - z.max(1, keepdims=True)``, ``exp`` and a division by the row sums, and its
-cross-entropy delta ``(p - y) / m``.
+cross-entropy delta ``(p - y) / m``. An activation added to fastbp's tables
+(:mod:`fastbp.kernels.extend`) runs on its own NumPy twin, the ``f`` and ``f'``
+its author wrote.
 """
 
 import math
 
 import numpy as np
+
+from fastbp import reference
 
 
 def _sigmoid(z):
@@ -36,6 +40,14 @@ ACTIVATIONS = {
     "softmax": (_softmax, None),
 }
 
+
+def _activation(name):
+    """``(f, f' from a, f' from z)``: the form written above, else the twin's."""
+    if name in ACTIVATIONS:
+        return (*ACTIVATIONS[name], None)
+    f, prime = reference.ACTIVATIONS[name]
+    return f, None, prime
+
 #: loss -> factor of the gradient of the batch mean, over the batch size: half_sse
 #: 0.5 sum r^2 / m, mse sum r^2 / m, cross_entropy -sum y log p / m.
 BATCH_SCALE = {"half_sse": 1.0, "mse": 2.0, "cross_entropy": 1.0}
@@ -52,26 +64,36 @@ class PlainNetwork:
         self.adam_state = None  # [steps taken, first moments, second moments, scratch]
 
     def _forward(self, X):
-        a = [X]
+        a, self._z = [X], []
         for l, W in enumerate(self.W):
             z = a[-1] @ W
             if self.b is not None:
                 z += self.b[l]
-            a.append(ACTIVATIONS[self.acts[l]][0](z))
+            f, from_a, _ = _activation(self.acts[l])
+            # an f' written only in terms of z needs z after f: kept, not overwritten
+            self._z.append(None if from_a or self.acts[l] in ACTIVATIONS else z.copy())
+            a.append(f(z))
         return a
+
+    def _prime(self, l, a):
+        """f'(z) of layer ``l`` (0-based) from its activations ``a``."""
+        _, from_a, from_z = _activation(self.acts[l])
+        if from_a is None and from_z is None:
+            return 1  # identity
+        return from_a(a) if from_a else from_z(self._z[l])
 
     def _backward(self, a, y, scale):
         """Gradients of ``scale * loss`` for the activations ``a``."""
         delta = a[-1] - y
         if self.acts[-1] != "identity" and self.loss != "cross_entropy":
-            delta *= ACTIVATIONS[self.acts[-1]][1](a[-1])
+            delta *= self._prime(len(self.W) - 1, a[-1])
         delta *= scale
         gW, gb = [None] * len(self.W), [None] * len(self.W)
         for l in range(len(self.W) - 1, -1, -1):
             gW[l] = a[l].T @ delta
             gb[l] = delta.sum(axis=0)
             if l > 0:
-                delta = (delta @ self.W[l].T) * ACTIVATIONS[self.acts[l - 1]][1](a[l])
+                delta = (delta @ self.W[l].T) * self._prime(l - 1, a[l])
         return gW, gb
 
     def cost_and_gradients(self, X, y):
