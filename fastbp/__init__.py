@@ -2,7 +2,12 @@
 
 ``fastbp.Network`` builds and trains fully connected networks on Numba kernels
 (:mod:`fastbp.kernels`); :mod:`fastbp.reference` holds the same math in NumPy.
+
+Importing the package imports no Numba: the network, the kernels' compiled side
+and the cache load on first use, so ``import fastbp.reference`` stays plain NumPy.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
@@ -41,11 +46,19 @@ def _find_kernels_in_the_source_tree():
 _find_kernels_in_the_source_tree()
 
 from . import kernels, reference  # noqa: E402
-from .gradcheck import gradient_check, numerical_gradient  # noqa: E402
-from .io import load  # noqa: E402
-from .kernels._cache import CacheWarning  # noqa: E402
-from .network import Network  # noqa: E402
-from .training import ConvergenceWarning  # noqa: E402
+from .kernels import _environment  # noqa: E402
+
+_environment.requested_blas()  # a misspelt FASTBP_BLAS fails here, not at the first fit
+
+#: Public name -> the module that defines it, imported on first use.
+_LAZY = {
+    "CacheWarning": ".kernels._cache",
+    "ConvergenceWarning": ".training",
+    "Network": ".network",
+    "gradient_check": ".gradcheck",
+    "load": ".io",
+    "numerical_gradient": ".gradcheck",
+}
 
 __all__ = [
     "CacheWarning",
@@ -58,3 +71,23 @@ __all__ = [
     "numerical_gradient",
     "reference",
 ]
+
+
+#: The submodules, each imported when first named as ``fastbp.<name>``.
+_SUBMODULES = ("dask", "datasets", "gradcheck", "implementations", "io", "network",
+               "objective", "optimizers", "precompile", "sklearn", "threads", "training",
+               "tutorial")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

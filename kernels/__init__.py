@@ -13,12 +13,36 @@ Shapes: ``z``, ``y``, ``yhat`` (n, m); ``delta_next`` (n, k); ``W_next`` (m, k);
 ``a_prev`` (n, p); ``delta`` (n, q).
 """
 
+import importlib
+
 import numpy as np
 
-from . import _activations, _linalg
-from ._jit import CACHE, FASTMATH_FLAGS, JIT_OPTIONS
 from ._tables import ACTIVATIONS, ELEMENTWISE, HEADS, LOSSES, UPDATE_RULES
 from ._validation import as_arrays, check_out, choice
+
+
+class _OnFirstUse:
+    """A submodule imported when first used (it compiles with Numba, which a plain
+    ``import fastbp`` or ``import fastbp.reference`` never loads). The import
+    binds the real module in its place."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name, __name__), attr)
+
+
+_activations, _linalg = _OnFirstUse("._activations"), _OnFirstUse("._linalg")
+
+#: Names of :mod:`._jit`, read on first use.
+_FROM_JIT = ("CACHE", "FASTMATH_FLAGS", "JIT_OPTIONS")
+
+
+def __getattr__(name):
+    if name in _FROM_JIT:
+        return getattr(importlib.import_module("._jit", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "ACTIVATIONS",

@@ -16,7 +16,7 @@ import numpy as np
 from ._exp import exp_nonpositive, expm1_nonpositive
 from ._generate import by_code, specialise
 from ._jit import inlined_kernel, kernel
-from ._tables import EXP, IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
+from ._tables import ACTIVATIONS, ELEMENTWISE, EXP, IDENTITY, RELU, SIGMOID, SOFTMAX, TANH
 
 # -- scalar math: f(x, one), and f' from the pre-activation z or the output a -------------
 # ``one`` is 1 in the arrays' dtype.
@@ -126,12 +126,6 @@ def elementwise_loop(name, math):
     return specialise(_map_1d, f"{name}_1d", math, kernel)
 
 
-sigmoid_1d, tanh_1d, relu_1d, identity_1d = (
-    elementwise_loop(name, ELEMENTWISE_KERNELS[code])
-    for name, code in (("sigmoid", SIGMOID), ("tanh", TANH), ("relu", RELU),
-                       ("identity", IDENTITY)))
-
-
 @kernel
 def softmax_rows(z, out, m):
     """Row-wise ``exp(z - max) / sum(exp(z - max))`` over rows of ``m`` entries of
@@ -178,18 +172,27 @@ def rows_of(name, loop):
     return specialise(_ignore_width, f"{name}_rows", _Loop(loop), inlined_kernel)
 
 
-#: Code -> the loop of every activation, element-wise or not.
-ROWS = {
-    SIGMOID: Rows(rows_of("sigmoid", sigmoid_1d)),
-    TANH: Rows(rows_of("tanh", tanh_1d)),
-    RELU: Rows(rows_of("relu", relu_1d)),
-    IDENTITY: Rows(rows_of("identity", identity_1d)),
-    SOFTMAX: Rows(softmax_rows),
-    EXP: Rows(exp_rows),
-}
+#: Code -> the loop of every activation, element-wise or not (the output-only ones
+#: here; each element-wise one's by :func:`derive_loops`).
+ROWS = {SOFTMAX: Rows(softmax_rows), EXP: Rows(exp_rows)}
 
 #: The loop of each element-wise code, for calls from Python (one compiled loop per call).
-LOOPS = {SIGMOID: sigmoid_1d, TANH: tanh_1d, RELU: relu_1d, IDENTITY: identity_1d}
+LOOPS = {}
+
+
+def derive_loops(name, code):
+    """The loops of the element-wise activation ``name`` (``code``), from its record
+    in :data:`ELEMENTWISE_KERNELS`: ``name_1d`` into :data:`LOOPS`, its rows loop
+    into :data:`ROWS`. Returns ``name_1d``."""
+    loop = elementwise_loop(name, ELEMENTWISE_KERNELS[code])
+    LOOPS[code] = loop
+    ROWS[code] = Rows(rows_of(name, loop))
+    return loop
+
+
+# every element-wise row's loops, as module names (sigmoid_1d, ...) too
+globals().update({f"{name}_1d": derive_loops(name, ACTIVATIONS[name].code)
+                  for name in ELEMENTWISE})
 
 
 # -- the dispatch, generated from the records -----------------------------------------------

@@ -20,6 +20,8 @@ from llvmlite import binding, ir
 from numba.core import cgutils, types
 from numba.np import linalg as numba_linalg
 
+from ._environment import requested_blas
+
 _CBLAS_ROW_MAJOR, _CBLAS_NO_TRANS, _CBLAS_TRANS = 101, 111, 112
 
 #: BLAS's letter for each dtype.
@@ -52,9 +54,7 @@ def _numpy_openblas():
     return None
 
 
-_WANTED = os.environ.get("FASTBP_BLAS", "").strip().lower() or "numpy"
-if _WANTED not in ("numpy", "scipy"):
-    raise ValueError(f"FASTBP_BLAS must be 'numpy' or 'scipy', not {_WANTED!r}")
+_WANTED = requested_blas()
 
 #: Shared library of the BLAS bound (None: SciPy's, through Numba).
 LIBRARY = _numpy_openblas() if _WANTED == "numpy" else None

@@ -48,11 +48,9 @@ def activation(name, *, output_range, f, prime, prime_from_output, reference):
 
     _prepare("activation", name, _tables.ACTIVATIONS)
     code = _tables.add_activation(name, _tables.Activation(0, tuple(output_range)))
-    math = _activations.Elementwise(f, prime, prime_from_output)
-    _activations.ELEMENTWISE_KERNELS[code] = math
-    loop = _activations.elementwise_loop(name, math)
-    _activations.LOOPS[code] = loop
-    _activations.ROWS[code] = _activations.Rows(_activations.rows_of(name, loop))
+    _activations.ELEMENTWISE_KERNELS[code] = _activations.Elementwise(f, prime,
+                                                                      prime_from_output)
+    _activations.derive_loops(name, code)
     ref.add_activation(name, *reference)
     _finish()
     return code

@@ -1,6 +1,10 @@
 """The NumPy reference's gradients agree with central finite differences."""
 
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,3 +51,23 @@ def test_reference_gradient_matches_central_differences(case, seed):
     scale = max(np.linalg.norm(analytic + numerical), 1e-3)
     err = np.linalg.norm(analytic - numerical) / scale
     assert err < 1e-7, (err, CASES[case])
+
+
+def test_the_reference_imports_no_numba_and_writes_nothing(tmp_path):
+    # the readable spec runs where only NumPy does: no compiler loaded, no cache made
+    script = (
+        "import sys, numpy as np\n"
+        "import fastbp.reference as ref\n"
+        "J, gW, gb = ref.cost_and_gradients([np.ones((2, 3)), np.ones((3, 1))], None,\n"
+        "                                   np.ones((4, 2)), np.ones((4, 1)),\n"
+        "                                   ['tanh', 'sigmoid'])\n"
+        "assert np.isfinite(J) and gW[0].shape == (2, 3)\n"
+        "loaded = sorted(m for m in ('numba', 'llvmlite') if m in sys.modules)\n"
+        "assert not loaded, loaded\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR",)}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["HOME"] = str(tmp_path)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert not any(tmp_path.rglob("*")), sorted(tmp_path.rglob("*"))
