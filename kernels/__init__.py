@@ -14,6 +14,7 @@ Shapes: ``z``, ``y``, ``yhat`` (n, m); ``delta_next`` (n, k); ``W_next`` (m, k);
 """
 
 import importlib
+import os
 
 import numpy as np
 
@@ -42,7 +43,13 @@ _FROM_JIT = ("CACHE", "FASTMATH_FLAGS", "JIT_OPTIONS")
 def __getattr__(name):
     if name in _FROM_JIT:
         return getattr(importlib.import_module("._jit", __name__), name)
+    if name in _SUBMODULES:  # ``fastbp.kernels._heads`` and the like, on first use
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_SUBMODULES = {name[:-3] for name in os.listdir(os.path.dirname(__file__))
+               if name.endswith(".py") and name != "__init__.py"}
 
 __all__ = [
     "ACTIVATIONS",

@@ -31,7 +31,7 @@ def sigmoid_scalar(x, one):
     return (one if x >= 0 else e) / (one + e)
 
 
-@kernel
+@inlined_kernel
 def sigmoid_prime(z, one):
     """s(z) * s(-z) = e / (1 + e)^2 with e = exp(-|z|): exact in both tails."""
     e = exp_nonpositive(-abs(z))
@@ -39,7 +39,7 @@ def sigmoid_prime(z, one):
     return e / (d * d)
 
 
-@kernel
+@inlined_kernel
 def sigmoid_prime_from_output(a, one):
     return a * (one - a)
 
@@ -52,7 +52,7 @@ def tanh_scalar(x, one):
     return np.copysign(-e / (one + one + e), x)
 
 
-@kernel
+@inlined_kernel
 def tanh_prime(z, one):
     """sech(z)^2 = 4 e / (1 + e)^2 with e = exp(-2|z|): 1 - tanh(z)^2 cancels in
     the tails (a 1e-4 relative error at |z| = 4 in float32)."""
@@ -61,7 +61,7 @@ def tanh_prime(z, one):
     return (one + one + one + one) * e / (d * d)
 
 
-@kernel
+@inlined_kernel
 def tanh_prime_from_output(a, one):
     return one - a * a
 
@@ -73,17 +73,17 @@ def relu_scalar(x, one):
     return zero if x <= zero else x
 
 
-@kernel
+@inlined_kernel
 def relu_prime(z, one):
     return one if z > 0 else one - one
 
 
-@kernel
+@inlined_kernel
 def identity_scalar(x, one):
     return x
 
 
-@kernel
+@inlined_kernel
 def identity_prime(z, one):
     return one
 

@@ -11,9 +11,11 @@ by their field names. :func:`by_code` repeats that body once per code, as
     ...
     else: raise ValueError("unknown ... code")
 
-so each code gets a loop of its own (a code read inside a loop kept LLVM from
-vectorising it), exactly as a hand-written chain would, and a code no row has
-fails loudly. A table may grow after import (:mod:`fastbp.kernels.extend`):
+(codes whose records are equal share one branch), so each code gets a loop of
+its own (a code read inside a loop kept LLVM from vectorising it), exactly as a
+hand-written chain would, and a code no row has fails loudly. Leading
+statements of the template that call none of the record's functions run once,
+before the branches. A table may grow after import (:mod:`fastbp.kernels.extend`):
 every dispatch over it is then generated again, in place, before any kernel is
 compiled.
 
@@ -87,12 +89,24 @@ def _dispatch_source(func, table, code_name, label):
     message = ast.Constant(f"unknown {label} code (see kernels/_tables.py)")
     chain = [ast.Raise(exc=ast.Call(ast.Name("ValueError", ast.Load()), [message], []),
                        cause=None)]
-    for code in sorted(table, reverse=True):
-        names = _bind(func.__globals__, f"{fn.name}_{code}", table[code])
+    # leading statements that call none of the record's functions run once, before
+    # the branches (one copy of them, not one per code)
+    fields = set(next(iter(table.values()))._fields) if table else set()
+    prologue = []
+    while body and not fields & {n.id for n in ast.walk(body[0]) if isinstance(n, ast.Name)}:
+        prologue.append(body.pop(0))
+    # codes with the same record share one branch: one copy of its code
+    shared = {}
+    for code in sorted(table):
+        shared.setdefault(table[code], []).append(code)
+    for record, codes in reversed(list(shared.items())):
+        names = _bind(func.__globals__, f"{fn.name}_{codes[0]}", record)
         branch = [_Rename(names).visit(copy.deepcopy(stmt)) for stmt in body]
-        test = ast.Compare(ast.Name(code_name, ast.Load()), [ast.Eq()], [ast.Constant(code)])
+        tests = [ast.Compare(ast.Name(code_name, ast.Load()), [ast.Eq()], [ast.Constant(c)])
+                 for c in codes]
+        test = tests[0] if len(tests) == 1 else ast.BoolOp(ast.Or(), tests)
         chain = [ast.If(test=test, body=branch, orelse=chain)]
-    fn.body = doc + chain
+    fn.body = doc + prologue + chain
     return _compile(func, tree, fn.name)
 
 

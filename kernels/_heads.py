@@ -34,9 +34,11 @@ def _row_weight(w, r):
 
 
 @inlined_kernel
-def _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, mean):
-    """Half the summed squared error (``mean``: the mean over rows of the full
-    squared error); delta ``(a - y) f'(z)`` scaled alike."""
+def _squared_error(a, z, y, w, n, m, code, n_mean, data_scale, with_delta, head):
+    """Half the summed squared error (mse: the mean over rows of the full squared
+    error); delta ``(a - y) f'(z)`` scaled alike. One record serves both heads,
+    so one copy of the loop."""
+    mean = head == MSE
     one = a.dtype.type(1.0)
     scale = data_scale * (2.0 / n_mean if mean else 1.0)
     cost = 0.0
@@ -66,25 +68,25 @@ def _poisson_cost(a, z, y):
     return a - y * z + y_log_y - y
 
 
-@inlined_kernel
-def _canonical(entry_cost, a, z, y, w, n, m, n_mean, data_scale, with_delta):
+def _canonical(a, z, y, w, n, m, code, n_mean, data_scale, with_delta, head):
     """A head whose output activation is its loss's canonical link (sigmoid with
     the binary cross-entropy, exp with the Poisson deviance): the mean over rows
-    of ``entry_cost(a, z, y)`` summed over the row's outputs, and delta ``a - y``."""
+    of ``entry_cost(a, z, y)`` summed over the row's outputs, and delta ``a - y``
+    (a template over :class:`_EntryCost`: see :func:`canonical_head`)."""
     scale = data_scale / n_mean
     cost = 0.0
     for row in range(n):
         wr = _row_weight(w, row)
         s = scale * wr
         for i in range(row * m, (row + 1) * m):
-            cost += wr * entry_cost(a[i], z[i], y[i])
+            cost += wr * entry_cost(a[i], z[i], y[i])  # noqa: F821
             if with_delta:
                 a[i] = (a[i] - y[i]) * s
     return cost * scale
 
 
 @inlined_kernel
-def _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
+def _softmax_cross_entropy(a, z, y, w, n, m, code, n_mean, data_scale, with_delta, head):
     """Mean over rows of ``-sum_j y_j log softmax(z)_j = sum_j y_j (lse(z) - z_j)``,
     the log-sum-exp taken around the row's maximum (finite at any finite ``z``);
     delta ``softmax(z) - y``."""
@@ -111,50 +113,30 @@ def _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta):
 
 class HeadKernel(NamedTuple):
     """The compiled side of a head: ``cost(a, z, y, w, n, m, code, n_mean,
-    data_scale, with_delta)`` returns the scaled data cost (float64) and, with
+    data_scale, with_delta, head)`` returns the scaled data cost (float64) and, with
     ``with_delta``, writes the scaled ``dJ/dz[L]`` over ``a``; ``code`` is the
     output activation."""
 
     cost: object
 
 
-@inlined_kernel
-def _half_sse(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
-    return _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, False)
-
-
-@inlined_kernel
-def _mse(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
-    return _squared_error(a, y, w, n, m, code, n_mean, data_scale, with_delta, True)
-
-
-@inlined_kernel
-def _softmax_head(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
-    return _softmax_cross_entropy(a, z, y, w, n, m, n_mean, data_scale, with_delta)
-
-
 class _EntryCost(NamedTuple):
     entry_cost: object
-
-
-def _canonical_template(a, z, y, w, n, m, code, n_mean, data_scale, with_delta):
-    return _canonical(entry_cost, a, z, y, w, n, m, n_mean, data_scale,  # noqa: F821
-                      with_delta)
 
 
 def canonical_head(name, entry_cost):
     """The head of a loss on its canonical link from its compiled cost per
     entry, ``entry_cost(a, z, y)``: delta ``a - y``."""
-    return HeadKernel(specialise(_canonical_template, f"{name}_head", _EntryCost(entry_cost),
+    return HeadKernel(specialise(_canonical, f"{name}_head", _EntryCost(entry_cost),
                                  inlined_kernel))
 
 
 #: Head code -> its compiled side.
 HEAD_KERNELS = {
-    HALF_SSE: HeadKernel(_half_sse),
-    MSE: HeadKernel(_mse),
+    HALF_SSE: HeadKernel(_squared_error),
+    MSE: HeadKernel(_squared_error),
     SIGMOID_CROSS_ENTROPY: canonical_head("sigmoid_cross_entropy", _softplus_cost),
-    SOFTMAX_CROSS_ENTROPY: HeadKernel(_softmax_head),
+    SOFTMAX_CROSS_ENTROPY: HeadKernel(_softmax_cross_entropy),
     POISSON: canonical_head("poisson", _poisson_cost),
 }
 
@@ -166,4 +148,4 @@ def cost_and_delta(a, z, y, w, head, code, n, n_mean, data_scale, with_delta):
     sum); with ``with_delta`` the scaled ``dJ/dz[L]`` replaces ``a``. ``code``:
     the output activation."""
     m = y.size // max(n, 1)
-    return cost(a, z, y, w, n, m, code, n_mean, data_scale, with_delta)  # noqa: F821
+    return cost(a, z, y, w, n, m, code, n_mean, data_scale, with_delta, head)  # noqa: F821

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._generate import by_code, specialise
-from ._jit import ZERO_OFFSET, kernel
+from ._jit import ZERO_OFFSET, inlined_kernel, kernel
 from ._tables import ADAM_RULE, MOMENTUM_RULE, NESTEROV_RULE, SGD_RULE, UPDATE_RULES
 
 #: Adam's step count, a hyperparameter the compiled rule advances.
@@ -37,29 +37,29 @@ class RuleKernel(NamedTuple):
     begin: object
 
 
-@kernel
+@inlined_kernel
 def no_begin(hyper):
     pass
 
 
-@kernel
+@inlined_kernel
 def learning_rate(hyper, params):
     return (params.dtype.type(hyper[0]),)
 
 
-@kernel
+@inlined_kernel
 def sgd_step(p, g, c):
     """``p -= lr g``."""
     (lr,) = c
     return p - lr * g
 
 
-@kernel
+@inlined_kernel
 def learning_rate_and_momentum(hyper, params):
     return params.dtype.type(hyper[0]), params.dtype.type(hyper[1])
 
 
-@kernel
+@inlined_kernel
 def momentum_step(p, g, v, c):
     """Classical momentum: ``v = mu v - lr g``, ``p += v``."""
     lr, mu = c
@@ -67,7 +67,7 @@ def momentum_step(p, g, v, c):
     return p + v, v
 
 
-@kernel
+@inlined_kernel
 def nesterov_step(p, g, v, c):
     """Nesterov's momentum as scikit-learn steps it: ``v = mu v - lr g``,
     ``p += mu v - lr g`` (the step looks ahead along the new velocity)."""
@@ -77,12 +77,12 @@ def nesterov_step(p, g, v, c):
     return p + (mu * v - step), v
 
 
-@kernel
+@inlined_kernel
 def adam_begin(hyper):
     hyper[ADAM_STEPS] += 1.0
 
 
-@kernel
+@inlined_kernel
 def adam_prepare(hyper, params):
     """Adam as ``torch.optim.Adam`` steps it (no weight decay), ``t`` the steps
     taken so far, this one included."""
@@ -92,7 +92,7 @@ def adam_prepare(hyper, params):
             dt(1.0 - beta2), dt(beta2), dt(eps))
 
 
-@kernel
+@inlined_kernel
 def adam_step(p, g, m, v, c):
     """``m``, ``v``: the first and second moments."""
     step_size, root_correction, keep1, keep2, b2, eps = c
