@@ -321,8 +321,7 @@ class ReferenceObjective(Objective):
             l2_cost = self._l2_term()
             J, grad = self._gradient(self.X[idx], self.y[idx], wb,
                                      1.0 / m if per_example else 1.0, grad)
-            loss += (J - l2_cost) * m if per_example else (J - l2_cost) * m / n
-            loss += l2_cost * m / n
+            loss = fused.add_batch_loss(loss, J - l2_cost, l2_cost, m, n, per_example)
             optimizer.step(net._params, grad)
         return loss
 

@@ -110,47 +110,66 @@ def _forward(params, layout, x, n, work):
     the output pre-activation ``z[L]`` is kept too (for the cross-entropy cost).
     Returns the offset of the output activations.
     """
-    # a literal 0 would compile gemm_nn_flat once more
-    gemm_nn_flat(x, ZERO_OFFSET, params, _w_off(layout, ZERO_OFFSET), work, ZERO_OFFSET, n,
-                 _size(layout, 0), _size(layout, 1))
-    return forward_from(params, layout, n, work)
+    return forward_rows(params, layout, x, n, ZERO_OFFSET, n, work)
 
 
 @inlined_kernel
-def activate_layer(params, layout, l, n, work):
-    """``a[l] = f(z[l] + b[l])`` in place on layer ``l``'s block of ``work``, which
-    holds the product ``a[l-1] @ W[l]``; the output layer also keeps its
-    pre-activation."""
+def forward_rows(params, layout, x, n, lo, hi, work):
+    """The forward pass of rows ``[lo, hi)`` of an ``n``-row pass over the flat
+    row-major input ``x``, into their rows of every layer's block of ``work``:
+    the serial pass runs it on all rows, a threaded one on each block of rows.
+    Returns the offset of the output activations' block."""
+    n_in, n_out = _size(layout, ZERO_OFFSET), _size(layout, 1)
+    gemm_nn_flat(x, lo * n_in, params, _w_off(layout, ZERO_OFFSET), work, lo * n_out, hi - lo,
+                 n_in, n_out)
+    return forward_rows_from(params, layout, n, lo, hi, work)
+
+
+@inlined_kernel
+def activate_rows(params, layout, l, n, lo, hi, work):
+    """``a[l] = f(z[l] + b[l])`` in place on rows ``[lo, hi)`` of layer ``l``'s
+    block of ``work``, which holds their product ``a[l-1] @ W[l]``; the output
+    layer also keeps its pre-activation."""
     n_layers = layout[0]
-    n_out = _size(layout, l + 1)
-    off = _activation_offset(layout, l, n)
+    n_out, rows = _size(layout, l + 1), hi - lo
+    off = _activation_offset(layout, l, n) + lo * n_out
     b = _b_off(layout, l)
     if l < n_layers - 1:
-        _add_bias_and_activate(work, off, params, b, n, n_out, _act(layout, l))
+        _add_bias_and_activate(work, off, params, b, rows, n_out, _act(layout, l))
     else:
-        z_out, _ = _sections(layout, n)
-        _add_bias_and_activate(work, off, params, b, n, n_out, IDENTITY_CODE)
-        z, a = work[z_out : z_out + n * n_out], work[off : off + n * n_out]
-        for i in range(n * n_out):
+        z_out = _sections(layout, n)[0] + lo * n_out
+        _add_bias_and_activate(work, off, params, b, rows, n_out, IDENTITY_CODE)
+        # slices indexed from 0: Numba guards an index from a runtime offset
+        # against being negative, which keeps a loop from vectorising
+        z, a = work[z_out : z_out + rows * n_out], work[off : off + rows * n_out]
+        for i in range(rows * n_out):
             z[i] = a[i]
         activate_inplace(a, n_out, _act(layout, l))
 
 
 @inlined_kernel
-def forward_from(params, layout, n, work):
-    """The forward pass after the first layer's product (in ``work``'s first
-    block): every layer's activation, and the products of the later layers.
-    Returns the offset of the output activations."""
+def forward_rows_from(params, layout, n, lo, hi, work):
+    """The forward pass of rows ``[lo, hi)`` after the first layer's product (in
+    their rows of ``work``'s first block): every layer's activation, and the
+    products of the later layers. Returns the offset of the output activations'
+    block."""
     n_layers = layout[0]
-    activate_layer(params, layout, ZERO_OFFSET, n, work)
-    off = ZERO_OFFSET
+    rows = hi - lo
+    activate_rows(params, layout, ZERO_OFFSET, n, lo, hi, work)
     for l in range(1, n_layers):
         n_in, n_out = _size(layout, l), _size(layout, l + 1)
-        off += n * n_in
-        gemm_nn_flat(work, off - n * n_in, params, _w_off(layout, l), work, off,
-                     n, n_in, n_out)
-        activate_layer(params, layout, l, n, work)
-    return off
+        gemm_nn_flat(work, _activation_offset(layout, l - 1, n) + lo * n_in, params,
+                     _w_off(layout, l), work, _activation_offset(layout, l, n) + lo * n_out,
+                     rows, n_in, n_out)
+        activate_rows(params, layout, l, n, lo, hi, work)
+    return _activation_offset(layout, n_layers - 1, n)
+
+
+@inlined_kernel
+def forward_from(params, layout, n, work):
+    """The forward pass after the first layer's product (in ``work``'s first
+    block), over all ``n`` rows. Returns the offset of the output activations."""
+    return forward_rows_from(params, layout, n, ZERO_OFFSET, n, work)
 
 
 @entry_kernel
@@ -210,6 +229,17 @@ def weight_sum(w, n):
     for i in range(w.size):
         total += w[i]
     return total if total > 0.0 else 1.0
+
+
+@inlined_kernel
+def add_batch_loss(loss, data_cost, l2_cost, weight, n, per_example):
+    """``loss`` plus one batch's share of its epoch's loss (every engine's epoch
+    adds it up so): a sum-type cost adds up over batches, a mean-type one is
+    weighted by the batch's rows (its weight) over the epoch's ``n``, and the L2
+    term by the batch's rows too."""
+    loss += data_cost * weight if per_example else data_cost * weight / n
+    loss += l2_cost * weight / n
+    return loss
 
 
 @inlined_kernel
@@ -340,9 +370,7 @@ def minibatch_epoch(params, layout, X, y, w, order, batch_size, rule, hyper, sta
         data_cost, l2_cost = _cost_and_gradient(params, layout, X_batch, y_batch[: m * n_out],
                                                 wb, m, weight, work, grad, l2,
                                                 1.0 / weight if per_example else 1.0, step)
-        # a sum-type cost adds up over batches; a mean-type one is weighted by rows
-        loss += data_cost * weight if per_example else data_cost * weight / n
-        loss += l2_cost * weight / n
+        loss = add_batch_loss(loss, data_cost, l2_cost, weight, n, per_example)
         if rule != SGD_RULE:
             begin_step(rule, hyper)
             apply_update(rule, params, grad, hyper, state, ZERO_OFFSET, params.size)

@@ -25,19 +25,19 @@ layer's delta replaces its activations, as in the serial pass.
 import numpy as np
 from numba import prange
 
-from ._activations import activate_inplace, times_prime_of_output
+from ._activations import times_prime_of_output
 from ._heads import cost_and_delta
 from ._jit import kernel, parallel_kernel
-from ._linalg import gemm_nn_flat, gemm_nt_flat
+from ._linalg import gemm_nt_flat
 from ._network import (
-    IDENTITY_CODE,
     _act,
     _activation_offset,
-    _add_bias_and_activate,
     _b_off,
     _sections,
     _size,
     _w_off,
+    add_batch_loss,
+    forward_rows,
     gather_rows,
     weight_rows_step,
     weight_sum,
@@ -75,30 +75,9 @@ def _delta_off(layout, l, n):
 @kernel
 def _forward_rows(params, layout, x, n, lo, hi, work):
     """Forward pass of rows ``[lo, hi)`` of an ``n``-row pass over the flat
-    row-major input ``x``, into their rows of the workspace."""
-    n_layers = layout[0]
-    rows = hi - lo
-    z_out, _ = _sections(layout, n)
-    for l in range(n_layers):
-        n_in, n_out = _size(layout, l), _size(layout, l + 1)
-        off = _activation_offset(layout, l, n) + lo * n_out
-        if l == 0:
-            gemm_nn_flat(x, lo * n_in, params, _w_off(layout, l), work, off, rows, n_in, n_out)
-        else:
-            gemm_nn_flat(work, _activation_offset(layout, l - 1, n) + lo * n_in, params,
-                         _w_off(layout, l), work, off, rows, n_in, n_out)
-        b = _b_off(layout, l)
-        if l < n_layers - 1:
-            _add_bias_and_activate(work, off, params, b, rows, n_out, _act(layout, l))
-        else:  # the output layer also keeps its pre-activation
-            _add_bias_and_activate(work, off, params, b, rows, n_out, IDENTITY_CODE)
-            z = z_out + lo * n_out
-            # slices indexed from 0: Numba guards an index from a runtime offset
-            # against being negative, which keeps a loop from vectorising
-            z_rows, a_rows = work[z : z + rows * n_out], work[off : off + rows * n_out]
-            for i in range(rows * n_out):
-                z_rows[i] = a_rows[i]
-            activate_inplace(work[off : off + rows * n_out], n_out, _act(layout, l))
+    row-major input ``x``, into their rows of the workspace: the serial pass's
+    own row-block helper."""
+    forward_rows(params, layout, x, n, lo, hi, work)
 
 
 @kernel
@@ -251,7 +230,5 @@ def run(mode, params, layout, X, y, w, order, batch_size, rule, hyper, state, l2
             l2_cost = 0.5 * l2 * _in_order(partial, n_blocks)
         if not gather:
             return data_cost + l2_cost
-        # a sum-type cost adds up over batches; a mean-type one is weighted by rows
-        loss += data_cost * weight if per_example else data_cost * weight / n
-        loss += l2_cost * weight / n
+        loss = add_batch_loss(loss, data_cost, l2_cost, weight, n, per_example)
     return loss

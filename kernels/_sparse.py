@@ -20,6 +20,7 @@ from ._network import (
     _b_off,
     _size,
     _w_off,
+    add_batch_loss,
     backward,
     forward_from,
     output_delta,
@@ -201,9 +202,7 @@ def sparse_minibatch_epoch(params, layout, data, indices, indptr, y, w, order, b
         data_cost, l2_cost = _sparse_cost_and_gradient(
             params, layout, data, indices, indptr, order, start, y_batch[: m * n_out], wb, m,
             weight, work, grad, l2, 1.0 / weight if per_example else 1.0, IN_PLACE)
-        # a sum-type cost adds up over batches; a mean-type one is weighted by rows
-        loss += data_cost * weight if per_example else data_cost * weight / n
-        loss += l2_cost * weight / n
+        loss = add_batch_loss(loss, data_cost, l2_cost, weight, n, per_example)
         begin_step(rule, hyper)
         apply_decayed_update(rule, params, grad, hyper, state, w0, w0 + size, decay)
         apply_update(rule, params, grad, hyper, state, w0 + size, params.size)
