@@ -406,7 +406,7 @@ def attach(dispatcher):
     ``NUMBA_DISABLE_JIT``, is returned as it is)."""
     if hasattr(dispatcher, "_cache"):
         _ATTACHED.append(dispatcher)
-        if ENABLED:
+        if ENABLED and not _detached:
             dispatcher._cache = KernelCache(dispatcher.py_func)
     return dispatcher
 
@@ -416,8 +416,17 @@ def any_compiled():
     return any(d.overloads for d in _ATTACHED)
 
 
+#: Set once the tables are extended: kernels made from then on (an added piece's
+#: loops) get no cache either.
+_detached = False
+
+
 def detach_all():
-    """Compile every kernel in memory from now on: the tables were extended, and
-    the cache is keyed on the package's own sources."""
+    """Compile every kernel in memory from now on, those made later included: the
+    tables were extended, and the cache is keyed on the package's own sources (an
+    added piece's loops share their template's code, so a cached one could be
+    another process's piece of the same name)."""
+    global _detached
+    _detached = True
     for dispatcher in _ATTACHED:
         dispatcher._cache = caching.NullCache()

@@ -13,10 +13,19 @@ package's own sources, so a process that extends the tables compiles in
 memory only.
 """
 
+from numba import njit
+
 from . import _activations, _cache, _generate, _heads, _optimizers, _tables
-from ._jit import kernel
+from ._jit import JIT_OPTIONS
 
 __all__ = ["activation", "head", "kernel", "update_rule"]
+
+
+def kernel(func):
+    """Compile a piece's function lazily with the kernels' options, in memory only:
+    it is not one of the package's sources, which key the on-disk cache (and it
+    may have no source file at all, typed at a prompt)."""
+    return njit(_nrt=True, **JIT_OPTIONS)(func)
 
 
 def _prepare(kind, name, table):

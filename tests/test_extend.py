@@ -71,3 +71,29 @@ def test_adding_after_a_kernel_compiled_is_refused():
         extend.activation("softsign", output_range=(-1, 1), f=None, prime=None,
                           prime_from_output=None, reference=(None, None))
     assert dict(fastbp.kernels.ACTIVATIONS) == names
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="no kernels to cache without the compiler")
+def test_an_added_piece_is_never_cached(tmp_path):
+    # its loops share their template's code: a cached one could be another
+    # process's piece of the same name, with other math
+    script = (
+        "import numpy as np\n"
+        "import fastbp\n"
+        "from fastbp.kernels import _activations, _cache, extend\n"
+        "@extend.kernel\n"
+        "def f(x, one):\n"
+        "    return x + one\n"
+        "@extend.kernel\n"
+        "def p(x, one):\n"
+        "    return one\n"
+        "extend.activation('shifted', output_range=(-np.inf, np.inf), f=f, prime=p,\n"
+        "                  prime_from_output=p, reference=(lambda z: z + 1, np.ones_like))\n"
+        "assert np.array_equal(fastbp.kernels.activation(np.zeros(3), 'shifted'), np.ones(3))\n"
+        "caches = {type(d._cache).__name__ for d in _cache._ATTACHED}\n"
+        "assert caches == {'NullCache'}, caches\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=TESTS.parent, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert not list((tmp_path / "cache").rglob("*shifted*"))
