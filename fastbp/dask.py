@@ -632,6 +632,20 @@ class DaskObjective(Objective):
             return self._full_batch_step(optimizer)
         return self._streamed_epoch(optimizer, np.asarray(order, np.int64), batch_size)
 
+    @staticmethod
+    def forward(net, X):
+        """The network's output for dask ``X`` (n, n0): a lazy dask array (n, nL) of
+        the network's dtype, the compiled forward pass over each chunk of rows."""
+        from dask import delayed
+
+        X = _array(X, "X")
+        n_out = net.layer_sizes[-1]
+        _check_chunks(X, "X", net.layer_sizes[0], known_rows=False)
+        params = delayed(net._params.copy(), name=f"fastbp-params-{uuid.uuid4().hex}")
+        return X.map_blocks(_forward_block, spec=NetworkSpec.of(net), params=params,
+                            dtype=net.dtype, chunks=(X.chunks[0], (n_out,)),
+                            meta=np.empty((0, n_out), net.dtype), token="fastbp-forward")
+
     def _full_batch_step(self, optimizer):
         """One step on the gradient of the mean cost over all rows, as the in-memory
         epoch with one batch takes it."""
@@ -727,35 +741,7 @@ class DaskObjective(Objective):
         return loss
 
 
-# -- the entry points Network and training route dask inputs to ------------------------------
-
-
-def forward(net, X):
-    """The network's output for dask ``X`` (n, n0): a lazy dask array (n, nL) of the
-    network's dtype, the compiled forward pass over each chunk of rows."""
-    from dask import delayed
-
-    X = _array(X, "X")
-    n_out = net.layer_sizes[-1]
-    _check_chunks(X, "X", net.layer_sizes[0], known_rows=False)
-    params = delayed(net._params.copy(), name=f"fastbp-params-{uuid.uuid4().hex}")
-    return X.map_blocks(_forward_block, spec=NetworkSpec.of(net), params=params,
-                        dtype=net.dtype, chunks=(X.chunks[0], (n_out,)),
-                        meta=np.empty((0, n_out), net.dtype), token="fastbp-forward")
-
-
-def cost(net, X, y, sample_weight=None):
-    """``net.cost`` of dask ``X``, ``y``: one pass, nothing persisted."""
-    return DaskObjective(net, X, y, persist=False, sample_weight=sample_weight).cost()
-
-
-def cost_and_gradients(net, X, y, sample_weight=None):
-    """``net.cost_and_gradients`` of dask ``X``, ``y``: one pass, nothing persisted."""
-    J, grad = DaskObjective(net, X, y, persist=False, sample_weight=sample_weight
-                            ).cost_and_gradient(out=np.empty_like(net._params))
-    slices = net._slices
-    weight_grads = [grad[w0:w1].reshape(shape) for w0, w1, shape, _, _ in slices]
-    return J, weight_grads, [grad[b0:b1] for *_, b0, b1 in slices] if net.bias else None
+# -- what training routes dask inputs through ------------------------------------------
 
 
 def check_fit_options(opts):
@@ -769,10 +755,3 @@ def check_fit_options(opts):
         import dask
 
         opts["validation_data"] = dask.compute(*data)
-
-
-def fit_objective(net, X, y, method, sample_weight=None):
-    """The objective ``fit`` trains on: chunks persisted for the full-batch methods,
-    streamed for the mini-batch ones."""
-    return DaskObjective(net, X, y, persist=method in FULL_BATCH, for_fit=True,
-                         sample_weight=sample_weight)

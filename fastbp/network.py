@@ -234,15 +234,27 @@ class Network:
             With ``cost()``, ``cost_and_gradient(params=None, out=None)`` and
             ``epoch(optimizer, order, batch_size)``.
         """
-        if _dask.any_dask(X, y, sample_weight):  # dask arrays: fastbp.dask
-            return _dask.DaskObjective(self, X, y, data_scale, sample_weight=sample_weight)
-        X, y = self._check_Xy(X, y)
         data_scale = v.real_number(data_scale, "data_scale", low=0.0, low_open=True)
-        return self._engine_for(X)(self, X, y, data_scale, self._check_weights(sample_weight, X))
+        return self._objective_of(X, y, sample_weight, data_scale)
+
+    def _objective_of(self, X, y, sample_weight, data_scale=1.0, persist=True, for_fit=False):
+        """The one seam between a call and the engines: the objective of ``X``,
+        ``y`` and the weights. Dask arrays go to :class:`fastbp.dask.DaskObjective`
+        (validated chunk by chunk where they run; ``persist`` and ``for_fit`` as
+        there), anything else is validated here for this network's engine."""
+        if _dask.any_dask(X, y, sample_weight):
+            return _dask.DaskObjective(self, X, y, data_scale, persist=persist, for_fit=for_fit,
+                                       sample_weight=sample_weight)
+        X, y = self._check_Xy(X, y)
+        w = None if sample_weight is None else self._check_weights(sample_weight, X)
+        return self._engine_for(X)(self, X, y, data_scale, w)
 
     def _engine_for(self, X):
-        """The engine for validated ``X``: its sparse one for a CSR ``X``."""
-        return self._engine if type(X) is np.ndarray else SPARSE_ENGINES[self.backend]
+        """The engine for ``X`` (validated, or a dask array): its sparse one for a
+        CSR ``X``, dask's for a dask array."""
+        if type(X) is np.ndarray:
+            return self._engine
+        return _dask.DaskObjective if _dask.is_dask_collection(X) else SPARSE_ENGINES[self.backend]
 
     def _check_weights(self, sample_weight, X):
         return v.sample_weights(sample_weight, X.shape[0], self.dtype)
@@ -257,9 +269,8 @@ class Network:
         -------
         ndarray (n, nL) of the network's dtype
         """
-        if _dask.is_dask_collection(X):  # a lazy dask array: fastbp.dask
-            return _dask.forward(self, X)
-        X = self._check_X(X)
+        if not _dask.is_dask_collection(X):  # a dask array: validated where it runs
+            X = self._check_X(X)
         return self._engine_for(X).forward(self, X)
 
     def predict(self, X):
@@ -284,10 +295,7 @@ class Network:
         -------
         float
         """
-        if _dask.any_dask(X, y, sample_weight):  # dask arrays: fastbp.dask
-            return _dask.cost(self, X, y, sample_weight)
-        X, y = self._check_Xy(X, y)
-        return self._engine_for(X)(self, X, y, 1.0, self._check_weights(sample_weight, X)).cost()
+        return self._objective_of(X, y, sample_weight, persist=False).cost()
 
     def cost_and_gradients(self, X, y, sample_weight=None):
         """The cost and its gradient from one forward and one backward pass
@@ -305,12 +313,8 @@ class Network:
         except IndexError:
             held = self._in_use()
         try:
-            if _dask.any_dask(X, y, sample_weight):  # dask arrays: fastbp.dask
-                return _dask.cost_and_gradients(self, X, y, sample_weight)
-            X, y = self._check_Xy(X, y)
-            w = None if sample_weight is None else self._check_weights(sample_weight, X)
-            J, grad = self._engine_for(X)(self, X, y, 1.0, w).cost_and_gradient(
-                out=np.empty_like(self._params))
+            J, grad = self._objective_of(X, y, sample_weight, 1.0, False).cost_and_gradient(
+                out=np.empty_like(self._params))  # positional: keywords build a dict per call
         finally:
             if held:
                 free.append(held)

@@ -144,10 +144,11 @@ def fit(net, X, y, method="sgd", sample_weight=None, **options):
         else:
             rng, order = v.generator(opts.get("seed")), None
         X, y, sample_weight, validation = _validation_split(net, X, y, sample_weight, opts, rng)
-    if on_dask:  # one task per chunk, validated (targets' range too) where it runs
-        objective = _dask.fit_objective(net, X, y, method, sample_weight)
-    else:
-        objective = net.objective(X, y, sample_weight=sample_weight)
+    # dask arrays: one task per chunk, validated (targets' range too) where it runs,
+    # the chunks kept on the workers for the full-batch methods, streamed otherwise
+    objective = net._objective_of(X, y, sample_weight, persist=method in _dask.FULL_BATCH,
+                                  for_fit=True)
+    if not on_dask:
         _check_targets_reachable(net, objective.y)
     if optimizer is not None:
         if resume:
