@@ -10,11 +10,11 @@ import threading
 import numpy as np
 
 from . import dask as _dask
-from . import io, threads, training
+from . import io, training
 from .kernels import ACTIVATIONS, ELEMENTWISE, LOSSES, _tables
 from .kernels import _network as fused
 from .kernels import _validation as v
-from .objective import ENGINES, SPARSE_ENGINES
+from .objective import ENGINES, SPARSE_ENGINES, Scratch
 
 BACKENDS = tuple(ENGINES)
 
@@ -102,9 +102,7 @@ class Network:
         )
         self._slices = _parameter_slices(sizes, self.bias)
         self._params = np.zeros(n_params, self.dtype)
-        self._work = np.empty(0, self.dtype)
-        self._work_per_row = fused.workspace_size(self._layout, 1)
-        self._parallel_rows = threads.min_parallel_rows(sizes)
+        self._scratch = Scratch(self)  # the compiled engine's, opaque here
         rng = v.generator(seed)
         for W in self.weights:
             W[...] = rng.standard_normal(W.shape) / np.sqrt(W.shape[0])

@@ -190,11 +190,12 @@ class CompiledObjective(Objective):
             out = self._gradient_buffer(None)
         net, X = self.net, self.X
         n = X.shape[0]
-        if n < net._parallel_rows and n <= CHUNK_ROWS:
+        scratch = net._scratch
+        if n < scratch.parallel_rows and n <= CHUNK_ROWS:
             # a small pass in one chunk: no context to enter (W1 feels 0.5 us)
-            work = net._work
-            if work.size < n * net._work_per_row:
-                work = _workspace(net, n)
+            work = scratch.work
+            if work.size < n * scratch.per_row:
+                work = scratch.rows(n)
             args = (net._params, net._layout, X, self.y, self.w, work, out, net.l2,
                     self.data_scale)
             J = float(fused.cost_and_gradient(*args))
@@ -405,7 +406,7 @@ SPARSE_ENGINES = {"numba": SparseObjective, "numpy": ReferenceObjective}
 def _threads(net, n_rows):
     """Threads of a pass over ``n_rows`` rows: 0 for a small pass (serial, BLAS
     left alone), else :func:`fastbp.threads.pass_threads` (1: serial)."""
-    if n_rows < net._parallel_rows:
+    if n_rows < net._scratch.parallel_rows:
         return 0
     return threads.pass_threads(n_rows)
 
@@ -447,11 +448,36 @@ def _slice_batches(net, batch_size):
     return max(1, SLICE_WORK // (batch_size * per_row + BATCH_WORK))
 
 
+class Scratch:
+    """What the compiled engines keep of a network between calls, so that a small
+    call allocates nothing: the flat workspace (grown on demand, never shrunk),
+    its size per row, and the fewest rows that threads pay for."""
+
+    __slots__ = ("work", "per_row", "parallel_rows")
+
+    def __init__(self, net):
+        self.work = np.empty(0, net.dtype)
+        self.per_row = fused.workspace_size(net._layout, 1)
+        self.parallel_rows = threads.min_parallel_rows(net.layer_sizes)
+
+    def rows(self, n):
+        """The workspace for passes over ``n`` rows."""
+        if self.work.size < n * self.per_row:
+            self.work = np.empty(n * self.per_row, self.work.dtype)
+        return self.work
+
+    def __getstate__(self):  # a copy (a pickled network) starts with no workspace
+        return {"work": self.work[:0].copy(), "per_row": self.per_row,
+                "parallel_rows": self.parallel_rows}
+
+    def __setstate__(self, state):
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
 def _workspace(net, n):
     """The network's flat scratch buffer for passes over ``n`` rows, grown on demand."""
-    if net._work.size < n * net._work_per_row:
-        net._work = np.empty(n * net._work_per_row, net.dtype)
-    return net._work
+    return net._scratch.rows(n)
 
 
 def _n_chunks(n):

@@ -101,7 +101,7 @@ def test_chunks_are_even_in_row_order_and_bounded(dtype, monkeypatch):
         assert starts == [0] + list(np.cumsum(sizes)[:-1]) and sum(sizes) == n
         assert len(chunks) == -(-n // 7) and max(sizes) - min(sizes) <= 1
         assert max(sizes) == objective._chunk_size(n)
-        assert chunks[0][2].size >= max(sizes) * net._work_per_row
+        assert chunks[0][2].size >= max(sizes) * net._scratch.per_row
 
 
 def _traced_peak(call):
@@ -134,7 +134,7 @@ def test_scratch_of_a_full_batch_pass_does_not_grow_with_the_rows(mode, monkeypa
         net = network()
         obj = net.objective(X[:n], y[:n])
         peaks[n] = _traced_peak(obj.cost_and_gradient)
-    per_row = net._work_per_row * 8
+    per_row = net._scratch.per_row * 8
     # one chunk's workspace and two gradients, at either size; all rows' scratch would
     # be 2048 x per_row bytes and then four times that
     bound = 256 * per_row + 2 * net._params.nbytes + 16384

@@ -46,7 +46,7 @@ def _pair(sizes, kind, dtype, l2=0.01):
 def test_threaded_passes_match_the_reference(kind, dtype, rng):
     for sizes, n in SHAPES:
         net, ref = _pair(sizes, kind, dtype)
-        assert net._parallel_rows == 1
+        assert net._scratch.parallel_rows == 1
         X, y = _data(rng, sizes, n, kind[1], kind[2], dtype)
         J, gW, gb = net.cost_and_gradients(X, y)
         J_ref, gW_ref, gb_ref = ref.cost_and_gradients(X, y)
@@ -202,7 +202,7 @@ def _train_large(seed, out):
 
 
 def test_threaded_training_in_two_threads_at_once_equals_one_after_the_other():
-    assert fastbp.Network([800, 64, 3])._parallel_rows <= 64  # the threaded passes
+    assert fastbp.Network([800, 64, 3])._scratch.parallel_rows <= 64  # the threaded passes
     sequential, concurrent = {}, {}
     for seed in (1, 2):
         _train_large(seed, sequential)
