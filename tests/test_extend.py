@@ -4,6 +4,7 @@ those tests pass for them; the additions are refused where they would be unsafe.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,11 @@ def test_new_pieces_added_in_one_place_reach_every_table_driven_test(tmp_path):
              for nodeid in ids}
     assert files == set(TABLE_DRIVEN), files  # each file enumerates a table
     ran = len({nodeid for ids in selected.values() for nodeid in ids})
-    assert f"{ran} passed" in run.stdout, run.stdout[-2000:]
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|skipped)", run.stdout)}
+    # every selected case ran and passed (those that inspect compiled code skip
+    # without the compiler), and most of them ran
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == ran, run.stdout[-2000:]
+    assert counts.get("skipped", 0) <= ran // 20, run.stdout[-2000:]
 
 
 def test_a_bad_name_is_refused_before_anything_changes():
