@@ -249,7 +249,7 @@ class CompiledObjective(Objective):
             self._batch = (np.empty(batch_size * net.layer_sizes[0], net.dtype),
                            np.empty(batch_size * net.layer_sizes[-1], net.dtype),
                            np.empty(batch_size if self.w.size else 0, net.dtype))
-        per_example, work = not net._head.mean, _workspace(net, batch_size)
+        per_example, work = not net._head.mean, net._scratch.rows(batch_size)
         rule, hyper, state = optimizer.rule, optimizer.hyper, optimizer.state
         tail = (work, self._gradient_buffer(None), *self._batch)
         n_threads = _threads(net, min(batch_size, n))
@@ -373,7 +373,7 @@ class SparseObjective(CompiledObjective):
         # sparse_minibatch_epoch): a buffer of the epochs' own, zeroed once
         if self._epoch_grad is None:
             self._epoch_grad = np.zeros_like(net._params)
-        work, grad = _workspace(net, batch_size), self._epoch_grad
+        work, grad = net._scratch.rows(batch_size), self._epoch_grad
         per_example = not net._head.mean
         step = _slice_batches(net, batch_size) * batch_size  # rows per call
         loss = 0.0
@@ -475,11 +475,6 @@ class Scratch:
             setattr(self, name, value)
 
 
-def _workspace(net, n):
-    """The network's flat scratch buffer for passes over ``n`` rows, grown on demand."""
-    return net._scratch.rows(n)
-
-
 def _n_chunks(n):
     return max(1, -(-n // CHUNK_ROWS))
 
@@ -495,7 +490,7 @@ def _chunks(net, n):
     short last chunk); one workspace for all. Bounds the memory of passes over
     large data sets."""
     n_chunks = _n_chunks(n)
-    work = _workspace(net, _chunk_size(n))
+    work = net._scratch.rows(_chunk_size(n))
     q, r = divmod(n, n_chunks)
     start = 0
     for k in range(n_chunks):
